@@ -1,0 +1,601 @@
+/*
+ * api_response.c
+ *		Reads what the Invicti API sent back: classifies HTTP outcomes, parses
+ *		bodies with PostgreSQL's own jsonb parser, and pulls out scan ids,
+ *		scan states and list pages, accepting every shape in invicti-api.md.
+ *
+ * Rules: nothing here throws for bad input from the network.  Bodies are
+ * checked for size, NUL bytes and UTF-8 first; the one PostgreSQL parser
+ * that reports problems by ereport (jsonb_in) runs inside PG_TRY and its
+ * error becomes a message.  Everything that may reach a table or a log line
+ * is a readable sentence on one line, in the server encoding, and never
+ * holds the API token.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <math.h>
+
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+#include "api_response.h"
+#include "settings.h"
+
+#define MAX_MESSAGE 1000
+
+ResponseClass
+classify_response(const ApiResponse *r)
+{
+	long		s = r->http_status;
+
+	if (s == 0)
+		return RESP_NO_RESPONSE;
+	if (s >= 200 && s < 300)
+		return RESP_SUCCESS;
+	if (s == 401 || s == 403)
+		return RESP_AUTH;
+	if (s == 429)
+		return RESP_RATE_LIMITED;
+	if (s == 404)
+		return RESP_NOT_FOUND;
+	if (s == 503 || s == 408)
+		return RESP_UNAVAILABLE;
+	if (s >= 400 && s < 500)
+		return RESP_REJECTED;
+	return RESP_SERVER_ERROR;
+}
+
+/* Copy of s with anything but printable ASCII replaced, for header values. */
+static char *
+printable(const char *s, size_t maxlen)
+{
+	size_t		n = Min(strlen(s), maxlen);
+	char	   *out = palloc(n + 1);
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	out[n] = '\0';
+	return out;
+}
+
+/* Collapse line breaks and tabs to spaces and cap the length, in place. */
+static void
+one_line(StringInfo buf)
+{
+	int			i;
+
+	for (i = 0; i < buf->len; i++)
+		if (buf->data[i] == '\n' || buf->data[i] == '\r' || buf->data[i] == '\t')
+			buf->data[i] = ' ';
+	if (buf->len > MAX_MESSAGE)
+	{
+		int			cut = pg_mbcliplen(buf->data, buf->len, MAX_MESSAGE - 3);
+
+		buf->len = cut;
+		buf->data[cut] = '\0';
+		appendStringInfoString(buf, "...");
+	}
+}
+
+char *
+json_get_string(JsonbContainer *obj, const char *key)
+{
+	JsonbValue *v;
+
+	if (obj == NULL || !JsonContainerIsObject(obj))
+		return NULL;
+	v = getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static JsonbContainer *
+json_get_container(JsonbContainer *obj, const char *key, bool want_object)
+{
+	JsonbValue *v;
+
+	if (obj == NULL || !JsonContainerIsObject(obj))
+		return NULL;
+	v = getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
+	if (v == NULL || v->type != jbvBinary)
+		return NULL;
+	if (want_object ? !JsonContainerIsObject(v->val.binary.data)
+		: !JsonContainerIsArray(v->val.binary.data))
+		return NULL;
+	return v->val.binary.data;
+}
+
+/* Render a scalar or container as compact text. */
+static void
+append_json_value(StringInfo buf, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			appendBinaryStringInfo(buf, v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			appendStringInfoString(buf,
+								   DatumGetCString(DirectFunctionCall1(numeric_out,
+																	   NumericGetDatum(v->val.numeric))));
+			break;
+		case jbvBool:
+			appendStringInfoString(buf, v->val.boolean ? "true" : "false");
+			break;
+		case jbvBinary:
+			(void) JsonbToCString(buf, v->val.binary.data, v->val.binary.len);
+			break;
+		default:
+			appendStringInfoString(buf, "null");
+			break;
+	}
+}
+
+/*
+ * The API's error body: {"code": 404, "reason": "...", "details": [...]}.
+ * Appends ": <reason> (code N): detail; detail" when the body has that form.
+ */
+static bool
+append_error_body(StringInfo buf, const ApiResponse *r)
+{
+	char	   *err;
+	Jsonb	   *body;
+	JsonbContainer *root;
+	JsonbValue *code;
+	JsonbValue *reason;
+	JsonbContainer *details;
+
+	if (r->body_len == 0)
+		return false;
+	body = parse_json_body(r, &err);
+	if (body == NULL || !JsonContainerIsObject(&body->root))
+		return false;
+	root = &body->root;
+	reason = getKeyJsonValueFromContainer(root, "reason", 6, NULL);
+	code = getKeyJsonValueFromContainer(root, "code", 4, NULL);
+	if (reason == NULL && code == NULL)
+		return false;
+
+	appendStringInfoString(buf, ": ");
+	if (reason)
+		append_json_value(buf, reason);
+	if (code)
+	{
+		appendStringInfoString(buf, reason ? " (code " : "code ");
+		append_json_value(buf, code);
+		if (reason)
+			appendStringInfoChar(buf, ')');
+	}
+	details = json_get_container(root, "details", false);
+	if (details && JsonContainerSize(details) > 0)
+	{
+		int			i;
+		int			n = JsonContainerSize(details);
+
+		appendStringInfoString(buf, ": ");
+		for (i = 0; i < n; i++)
+		{
+			JsonbValue *d = getIthJsonbValueFromContainer(details, i);
+
+			if (i > 0)
+				appendStringInfoString(buf, "; ");
+			append_json_value(buf, d);
+		}
+	}
+	return true;
+}
+
+char *
+describe_failure(const ApiResponse *r, const char *what)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (r->too_large)
+		appendStringInfo(&buf, "%s: the response was larger than invicti_scan.max_response_size (%d kB)",
+						 what, invicti_max_response_kb);
+	else if (r->http_status == 0)
+		appendStringInfo(&buf, "%s: no response from Invicti: %s",
+						 what, printable(r->error ? r->error : "unknown error", 300));
+	else if (r->curl_code != 0)
+		appendStringInfo(&buf, "%s: the HTTP %ld response was cut short: %s",
+						 what, r->http_status,
+						 printable(r->error ? r->error : "unknown error", 300));
+	else
+	{
+		if (r->http_status == 401 || r->http_status == 403)
+			appendStringInfo(&buf, "%s: Invicti refused the API token (HTTP %ld)",
+							 what, r->http_status);
+		else
+			appendStringInfo(&buf, "%s: HTTP %ld from Invicti", what, r->http_status);
+		if (!append_error_body(&buf, r))
+		{
+			if (r->body_len == 0)
+				appendStringInfoString(&buf, " with an empty body");
+			else
+				appendStringInfo(&buf, " with a %zu-byte %s body", r->body_len,
+								 r->content_type ? printable(r->content_type, 60) : "untyped");
+		}
+	}
+	one_line(&buf);
+	return redact_token(buf.data);
+}
+
+Jsonb *
+parse_json_body(const ApiResponse *r, char **error)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Jsonb	   *volatile result = NULL;
+
+	*error = NULL;
+	if (r->too_large)
+	{
+		*error = psprintf("the response was larger than invicti_scan.max_response_size (%d kB)",
+						  invicti_max_response_kb);
+		return NULL;
+	}
+	if (r->curl_code != 0)
+	{
+		*error = psprintf("the response was cut short: %s",
+						  printable(r->error ? r->error : "unknown error", 300));
+		return NULL;
+	}
+	if (r->body_len == 0)
+	{
+		*error = pstrdup("the response body was empty");
+		return NULL;
+	}
+	if (memchr(r->body, '\0', r->body_len) != NULL ||
+		!pg_verify_mbstr(PG_UTF8, r->body, (int) r->body_len, true))
+	{
+		*error = psprintf("the response body (%zu bytes, %s) is not UTF-8 text",
+						  r->body_len,
+						  r->content_type ? printable(r->content_type, 60) : "untyped");
+		return NULL;
+	}
+
+	PG_TRY();
+	{
+		char	   *text = pg_any_to_server(r->body, (int) r->body_len, PG_UTF8);
+
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		StringInfoData buf;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "the response body (%zu bytes, %s) is not valid JSON: %s",
+						 r->body_len,
+						 r->content_type ? printable(r->content_type, 60) : "untyped",
+						 edata->message);
+		if (edata->detail)
+			appendStringInfo(&buf, " (%s)", edata->detail);
+		one_line(&buf);
+		*error = buf.data;
+		FreeErrorData(edata);
+		result = NULL;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char) tolower((unsigned char) c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+bool
+parse_uuid(const char *s, size_t len, pg_uuid_t *out)
+{
+	int			i;
+	int			j = 0;
+
+	if (len != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+			continue;
+		}
+		if (hexval(s[i]) < 0 || hexval(s[i + 1]) < 0)
+			return false;
+		out->data[j++] = (unsigned char) (hexval(s[i]) * 16 + hexval(s[i + 1]));
+		i++;
+	}
+	return true;
+}
+
+char *
+uuid_to_text(const pg_uuid_t *u)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u)));
+}
+
+bool
+launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **error)
+{
+	char	   *id;
+
+	if (r->location)
+	{
+		char	   *loc = pstrdup(r->location);
+		char	   *end = loc + strcspn(loc, "?#");
+		char	   *slash;
+
+		*end = '\0';
+		while (end > loc && end[-1] == '/')
+			*--end = '\0';
+		slash = strrchr(loc, '/');
+		id = slash ? slash + 1 : loc;
+		if (parse_uuid(id, strlen(id), out))
+			return true;
+	}
+	if (body && JsonContainerIsObject(&body->root) &&
+		(id = json_get_string(&body->root, "scan_id")) != NULL &&
+		parse_uuid(id, strlen(id), out))
+		return true;
+
+	*error = psprintf("the launch was accepted (HTTP %ld) but the response carried no usable scan id (Location: %s)",
+					  r->http_status,
+					  r->location ? printable(r->location, 200) : "none");
+	return false;
+}
+
+bool
+is_terminal_status(const char *status)
+{
+	return strcmp(status, "completed") == 0 ||
+		strcmp(status, "failed") == 0 ||
+		strcmp(status, "aborted") == 0;
+}
+
+/* An ISO 8601 timestamp from a string member, without ever throwing. */
+static bool
+json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
+{
+	char	   *s = json_get_string(obj, key);
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz;
+	fsec_t		fsec;
+	struct pg_tm tt;
+
+	if (s == NULL || strlen(s) >= MAXDATELEN)
+		return false;
+	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0 ||
+		DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
+		dtype != DTK_DATE)
+		return false;
+	return tm2timestamp(&tt, fsec, &tz, out) == 0 && IS_VALID_TIMESTAMP(*out);
+}
+
+/* Fill state from one scan object (an item of "scans" or the whole body). */
+static bool
+scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
+{
+	JsonbContainer *session = json_get_container(scan, "current_session", true);
+	JsonbValue *v;
+	char	   *s;
+
+	memset(out, 0, sizeof(ApiScanState));
+	out->target_id = json_get_string(scan, "target_id");
+	out->profile_id = json_get_string(scan, "profile_id");
+	if (session == NULL)
+	{
+		*error = pstrdup("the response has no current_session object");
+		return false;
+	}
+	out->status = json_get_string(session, "status");
+	if (out->status == NULL || out->status[0] == '\0')
+	{
+		*error = pstrdup("the response has no current_session.status");
+		return false;
+	}
+
+	v = getKeyJsonValueFromContainer(session, "progress", 8, NULL);
+	if (v && v->type == jbvNumeric)
+	{
+		double		p = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+														   NumericGetDatum(v->val.numeric)));
+
+		out->has_progress = !isnan(p);
+		out->progress = p <= 0 ? 0 : p >= 100 ? 100 : (int32) rint(p);
+	}
+	s = json_get_string(session, "scan_session_id");
+	if (s)
+		out->has_session_id = parse_uuid(s, strlen(s), &out->session_id);
+	/* severity_counts is stored as sent: its keys vary between servers. */
+	v = getKeyJsonValueFromContainer(session, "severity_counts", 15, NULL);
+	if (v && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+		out->severity_counts = JsonbValueToJsonb(v);
+	out->has_start_date = json_get_timestamp(session, "start_date", &out->start_date);
+	out->has_end_date = json_get_timestamp(session, "end_date", &out->end_date);
+	if (out->has_start_date)
+	{
+		out->has_created = true;
+		out->created = out->start_date;
+	}
+	else
+		out->has_created = json_get_timestamp(scan, "next_run", &out->created);
+	return true;
+}
+
+bool
+scan_state_from_body(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
+					 char **error)
+{
+	JsonbContainer *root = &body->root;
+	JsonbContainer *scans;
+	JsonbContainer *scan = NULL;
+	char	   *want = uuid_to_text(scan_id);
+	char	   *got;
+
+	if (!JsonContainerIsObject(root))
+	{
+		*error = pstrdup("the response is not a JSON object");
+		return false;
+	}
+
+	/* The seed's shape wraps the scan in a list: {"scans": [ {...} ]}. */
+	scans = json_get_container(root, "scans", false);
+	if (scans)
+	{
+		int			n = JsonContainerSize(scans);
+		int			i;
+
+		for (i = 0; i < n && scan == NULL; i++)
+		{
+			JsonbValue *item = getIthJsonbValueFromContainer(scans, i);
+			pg_uuid_t	id;
+
+			if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
+				continue;
+			got = json_get_string(item->val.binary.data, "scan_id");
+			if ((got == NULL && n == 1) ||
+				(got && parse_uuid(got, strlen(got), &id) &&
+				 memcmp(&id, scan_id, sizeof(id)) == 0))
+				scan = item->val.binary.data;
+		}
+		if (scan == NULL)
+		{
+			*error = psprintf("the response lists %d scan(s) but not scan %s", n, want);
+			return false;
+		}
+	}
+	else
+	{
+		pg_uuid_t	id;
+
+		scan = root;
+		got = json_get_string(scan, "scan_id");
+		if (got && (!parse_uuid(got, strlen(got), &id) ||
+					memcmp(&id, scan_id, sizeof(id)) != 0))
+		{
+			*error = psprintf("the response describes scan \"%s\", not %s",
+							  printable(got, 60), want);
+			return false;
+		}
+	}
+	return scan_state_from_object(scan, out, error);
+}
+
+bool
+parse_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
+{
+	JsonbContainer *root = &body->root;
+	JsonbContainer *items = json_get_container(root, key, false);
+	JsonbContainer *pagination;
+	int			n;
+	int			i;
+
+	memset(out, 0, sizeof(ListPage));
+	if (items == NULL)
+	{
+		*error = psprintf("the response has no \"%s\" list", key);
+		return false;
+	}
+	n = JsonContainerSize(items);
+	out->items = palloc0(sizeof(JsonbContainer *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(items, i);
+
+		if (item->type == jbvBinary && JsonContainerIsObject(item->val.binary.data))
+			out->items[out->n_items++] = item->val.binary.data;
+	}
+
+	/*
+	 * Paging: "cursors": [current, next] while there is a next page, or the
+	 * older "next_cursor" (null at the end).
+	 */
+	pagination = json_get_container(root, "pagination", true);
+	if (pagination)
+	{
+		JsonbContainer *cursors = json_get_container(pagination, "cursors", false);
+
+		if (cursors && JsonContainerSize(cursors) >= 2)
+		{
+			JsonbValue *next = getIthJsonbValueFromContainer(cursors, 1);
+
+			if (next->type == jbvString && next->val.string.len > 0)
+				out->next_cursor = pnstrdup(next->val.string.val, next->val.string.len);
+		}
+		if (out->next_cursor == NULL)
+		{
+			char	   *next = json_get_string(pagination, "next_cursor");
+
+			if (next && next[0])
+				out->next_cursor = next;
+		}
+	}
+	return true;
+}
+
+bool
+scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state)
+{
+	char	   *id = json_get_string(item, "scan_id");
+	char	   *error;
+
+	if (id == NULL || !parse_uuid(id, strlen(id), scan_id))
+		return false;
+	if (!scan_state_from_object(item, state, &error))
+	{
+		/* A list item without a session is still a scan; keep its ids. */
+		char	   *target = json_get_string(item, "target_id");
+		char	   *profile = json_get_string(item, "profile_id");
+
+		memset(state, 0, sizeof(ApiScanState));
+		state->target_id = target;
+		state->profile_id = profile;
+		state->has_created = json_get_timestamp(item, "next_run", &state->created);
+	}
+	return true;
+}
+
+char *
+redact_token(const char *message)
+{
+	const char *problem;
+	const char *token = invicti_api_token(&problem);
+	size_t		tlen = strlen(token);
+	StringInfoData buf;
+	const char *p = message;
+	const char *hit;
+
+	/* Very short "tokens" are placeholders; blanking them would garble text. */
+	if (tlen < 8)
+		return pstrdup(message);
+	initStringInfo(&buf);
+	while ((hit = strstr(p, token)) != NULL)
+	{
+		appendBinaryStringInfo(&buf, p, hit - p);
+		appendStringInfoString(&buf, "[redacted]");
+		p = hit + tlen;
+	}
+	appendStringInfoString(&buf, p);
+	return buf.data;
+}

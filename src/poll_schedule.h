@@ -1,0 +1,41 @@
+/*
+ * poll_schedule.h
+ *		The in-memory timetable of running scans: when each is next polled.
+ */
+#ifndef INVICTI_POLL_SCHEDULE_H
+#define INVICTI_POLL_SCHEDULE_H
+
+#include "datatype/timestamp.h"
+#include "utils/uuid.h"
+
+extern void poll_schedule_reset(void);
+
+/* Add a scan to be polled at `due`, unless it is already scheduled. */
+extern void poll_schedule_add(int64 id, const pg_uuid_t *scan_id, TimestampTz due);
+
+/* Forget a scan (finished, aborted, deleted). */
+extern void poll_schedule_remove(int64 id);
+
+/*
+ * Take the earliest scan due by `now`, marking it in flight; *failures is
+ * how many polls of it failed in a row.
+ */
+extern bool poll_schedule_take_due(TimestampTz now, int64 *id,
+								   pg_uuid_t *scan_id, int *failures);
+
+typedef enum PollOutcome
+{
+	POLL_OK,					/* next poll after poll_interval */
+	POLL_FAILED,				/* back off: retry_delay_ms(), at most poll_interval */
+	POLL_DEFERRED				/* due again now; a whole-API pause holds it */
+} PollOutcome;
+
+/* A poll finished: schedule the next one.  No-op if the scan was removed. */
+extern void poll_schedule_done(int64 id, PollOutcome outcome, TimestampTz now);
+
+/* Earliest due time of a scan not in flight; 0 when there is none. */
+extern TimestampTz poll_schedule_next_due(void);
+
+extern int	poll_schedule_count(void);
+
+#endif

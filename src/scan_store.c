@@ -1,0 +1,578 @@
+/*
+ * scan_store.c
+ *		The worker's reads and writes of the invicti_scans table, through SPI
+ *		with prepared plans.
+ *
+ * Each worker step is one transaction + SPI + snapshot bracket
+ * (store_begin / store_commit), opened only around database work and never
+ * while waiting on the network.  The extension may be created, dropped,
+ * re-created or updated while the worker runs: store_begin() looks it up
+ * each time and reports when it is absent or of another version, so the
+ * worker can wait quietly instead of failing.
+ *
+ * How writes stay small: a poll that changes nothing updates nothing (the
+ * UPDATE compares the new response with the stored one); a poll that does
+ * change something touches only unindexed columns, so the update is HOT.
+ * Every write is guarded by the row's worker_state, so a row that moved on
+ * (deleted, finished, re-queued) is never overwritten by a stale answer.
+ *
+ * Rules: nothing here talks to the network; every statement names the
+ * table with its schema; no SQL is built from API data (all values are
+ * parameters).
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "invicti_scan.h"
+#include "scan_store.h"
+
+typedef enum PlanId
+{
+	P_SWEEP_SENDING,
+	P_CLAIM_LAUNCHES,
+	P_CLAIM_RECONCILES,
+	P_NEXT_DUE,
+	P_LOAD_POLLS,
+	P_LAUNCH_OK,
+	P_LAUNCH_RETRY,
+	P_LAUNCH_UNKNOWN,
+	P_LAUNCH_FAILED,
+	P_POLL_UPDATE,
+	P_POLL_GONE,
+	P_POLL_ERROR,
+	P_SCAN_ID_KNOWN,
+	P_RECONCILE_ADOPT,
+	P_RECONCILE_RESEND,
+	P_RECONCILE_RETRY,
+	NUM_PLANS
+} PlanId;
+
+#define MAX_ARGS 9
+
+typedef struct PlanDef
+{
+	const char *sql;			/* "@T" stands for the qualified table */
+	int			nargs;
+	Oid			types[MAX_ARGS];
+} PlanDef;
+
+static const PlanDef plan_defs[NUM_PLANS] = {
+	[P_SWEEP_SENDING] = {
+		"UPDATE @T SET worker_state = 'reconcile', next_attempt_at = $2, updated_at = now() "
+		"WHERE worker_state = 'sending' AND id <> ALL ($1)",
+		2, {INT8ARRAYOID, TIMESTAMPTZOID}
+	},
+	[P_CLAIM_LAUNCHES] = {
+		"UPDATE @T t SET worker_state = 'sending', attempts = t.attempts + 1, "
+		"  last_attempt_at = now(), updated_at = now() "
+		"FROM (SELECT id FROM @T WHERE worker_state = 'launch' AND next_attempt_at <= now() "
+		"      ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) c "
+		"WHERE t.id = c.id RETURNING t.id, t.target_id, t.profile_id, t.attempts",
+		1, {INT4OID}
+	},
+	[P_CLAIM_RECONCILES] = {
+		"SELECT id, target_id, profile_id, coalesce(last_attempt_at, created_at), attempts "
+		"FROM @T WHERE worker_state = 'reconcile' AND next_attempt_at <= now() "
+		"AND id <> ALL ($1) ORDER BY next_attempt_at, id LIMIT $2",
+		2, {INT8ARRAYOID, INT4OID}
+	},
+	[P_NEXT_DUE] = {
+		"SELECT min(next_attempt_at) FROM @T "
+		"WHERE worker_state IN ('launch', 'reconcile') AND id <> ALL ($1)",
+		1, {INT8ARRAYOID}
+	},
+	[P_LOAD_POLLS] = {
+		"SELECT id, scan_id FROM @T WHERE worker_state = 'poll' AND scan_id IS NOT NULL",
+		0, {}
+	},
+	[P_LAUNCH_OK] = {
+		"UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
+		"  launched_at = now(), last_error = NULL, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'sending'",
+		2, {INT8OID, UUIDOID}
+	},
+	[P_LAUNCH_RETRY] = {
+		"UPDATE @T SET worker_state = 'launch', next_attempt_at = $2, last_error = $3, "
+		"  updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
+		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
+	},
+	[P_LAUNCH_UNKNOWN] = {
+		"UPDATE @T SET worker_state = 'reconcile', next_attempt_at = $2, last_error = $3, "
+		"  updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
+		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
+	},
+	[P_LAUNCH_FAILED] = {
+		"UPDATE @T SET status = 'error', worker_state = 'done', next_attempt_at = NULL, "
+		"  last_error = $2, updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
+		2, {INT8OID, TEXTOID}
+	},
+
+	/*
+	 * Only write when the answer differs from the stored one (or an error
+	 * is to be cleared).  Reports the row's state as it was before, so the
+	 * caller learns whether the row is still being polled.
+	 */
+	[P_POLL_UPDATE] = {
+		"WITH cur AS (SELECT worker_state FROM @T WHERE id = $1), "
+		"upd AS (UPDATE @T SET status = $2, "
+		"    progress = coalesce($3, progress), "
+		"    scan_session_id = coalesce($4, scan_session_id), "
+		"    severity_counts = coalesce($5, severity_counts), "
+		"    start_date = coalesce($6, start_date), "
+		"    end_date = coalesce($7, end_date), "
+		"    last_response = $8, last_error = NULL, updated_at = now(), "
+		"    worker_state = CASE WHEN $9 THEN 'done' ELSE worker_state END "
+		"  WHERE id = $1 AND worker_state = 'poll' "
+		"    AND (last_response IS DISTINCT FROM $8 OR last_error IS NOT NULL "
+		"         OR status IS DISTINCT FROM $2) "
+		"  RETURNING 1) "
+		"SELECT (SELECT worker_state FROM cur), (SELECT count(*) FROM upd)",
+		9, {INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, JSONBOID, BOOLOID}
+	},
+	[P_POLL_GONE] = {
+		"UPDATE @T SET worker_state = 'done', last_error = $2, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'poll'",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_POLL_ERROR] = {
+		"UPDATE @T SET last_error = $2, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'poll' AND last_error IS DISTINCT FROM $2",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_SCAN_ID_KNOWN] = {
+		"SELECT 1 FROM @T WHERE scan_id = $1",
+		1, {UUIDOID}
+	},
+	[P_RECONCILE_ADOPT] = {
+		"UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
+		"  launched_at = now(), last_error = NULL, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'reconcile'",
+		2, {INT8OID, UUIDOID}
+	},
+	[P_RECONCILE_RESEND] = {
+		"UPDATE @T SET worker_state = 'launch', next_attempt_at = now(), last_error = $2, "
+		"  updated_at = now() WHERE id = $1 AND worker_state = 'reconcile'",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_RECONCILE_RETRY] = {
+		"UPDATE @T SET next_attempt_at = $2, last_error = $3, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'reconcile'",
+		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
+	},
+};
+
+static SPIPlanPtr plans[NUM_PLANS];
+
+/* The extension as last seen. */
+static Oid	ext_oid = InvalidOid;
+static char *ext_table = NULL;	/* quoted schema.table, TopMemoryContext */
+static char ext_version[NAMEDATALEN];
+static bool ext_changed = false;
+
+static MemoryContext caller_cxt = NULL;
+
+void
+store_forget_plans(void)
+{
+	int			i;
+
+	for (i = 0; i < NUM_PLANS; i++)
+	{
+		if (plans[i])
+			SPI_freeplan(plans[i]);
+		plans[i] = NULL;
+	}
+}
+
+/* Read the extension's schema and version straight from pg_extension. */
+static bool
+lookup_extension(Oid *oid, Oid *nsp, char *version)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	*oid = get_extension_oid(INVICTI_EXTENSION_NAME, true);
+	if (!OidIsValid(*oid))
+		return false;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(*oid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		*nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		strlcpy(version, isnull ? "" : TextDatumGetCString(v), NAMEDATALEN);
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+StoreStatus
+store_begin(const char *activity, bool durable)
+{
+	Oid			oid;
+	Oid			nsp;
+	char		version[NAMEDATALEN];
+
+	/*
+	 * SPI is connected from the caller's context, so results handed back
+	 * (allocated with SPI_palloc) outlive the transaction.
+	 */
+	caller_cxt = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+
+	if (!lookup_extension(&oid, &nsp, version))
+	{
+		if (OidIsValid(ext_oid))
+		{
+			store_forget_plans();
+			ext_oid = InvalidOid;
+		}
+		store_commit();
+		return STORE_NO_EXTENSION;
+	}
+	strlcpy(ext_version, version, sizeof(ext_version));
+	if (strcmp(version, INVICTI_SCAN_VERSION) != 0)
+	{
+		store_commit();
+		return STORE_WRONG_VERSION;
+	}
+	if (oid != ext_oid)
+	{
+		char	   *table = psprintf("%s.invicti_scans",
+									 quote_identifier(get_namespace_name(nsp)));
+
+		store_forget_plans();
+		if (ext_table)
+			pfree(ext_table);
+		ext_table = MemoryContextStrdup(TopMemoryContext, table);
+		ext_oid = oid;
+		ext_changed = true;
+	}
+
+	(void) set_config_option("synchronous_commit", durable ? "on" : "off",
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+	return STORE_READY;
+}
+
+void
+store_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+const char *
+store_installed_version(void)
+{
+	return ext_version;
+}
+
+bool
+store_extension_changed(void)
+{
+	bool		was = ext_changed;
+
+	ext_changed = false;
+	return was;
+}
+
+static SPIPlanPtr
+get_plan(PlanId id)
+{
+	if (plans[id] == NULL)
+	{
+		const PlanDef *d = &plan_defs[id];
+		StringInfoData sql;
+		const char *p;
+		SPIPlanPtr	plan;
+
+		initStringInfo(&sql);
+		for (p = d->sql; *p; p++)
+		{
+			if (p[0] == '@' && p[1] == 'T')
+			{
+				appendStringInfoString(&sql, ext_table);
+				p++;
+			}
+			else
+				appendStringInfoChar(&sql, *p);
+		}
+		plan = SPI_prepare(sql.data, d->nargs, (Oid *) d->types);
+		if (plan == NULL)
+			elog(ERROR, "invicti_scan: could not prepare \"%s\": %s",
+				 sql.data, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "invicti_scan: SPI_keepplan failed");
+		plans[id] = plan;
+		pfree(sql.data);
+	}
+	return plans[id];
+}
+
+/* Execute a plan; nulls is a string of ' '/'n' per argument, or NULL. */
+static uint64
+run(PlanId id, Datum *values, const char *nulls)
+{
+	int			rc = SPI_execute_plan(get_plan(id), values, nulls, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "invicti_scan: statement %d failed: %s",
+			 (int) id, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static Datum
+busy_array(const int64 *busy, int nbusy)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nbusy, 1));
+	int			i;
+
+	for (i = 0; i < nbusy; i++)
+		elems[i] = Int64GetDatum(busy[i]);
+	return PointerGetDatum(construct_array(elems, nbusy, INT8OID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+col(int row, int colno, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, colno, isnull);
+}
+
+static void
+copy_uuid(pg_uuid_t *dst, Datum d)
+{
+	memcpy(dst, DatumGetUUIDP(d), sizeof(pg_uuid_t));
+}
+
+int
+store_sweep_sending(const int64 *busy, int nbusy, TimestampTz reconcile_at)
+{
+	Datum		v[2] = {busy_array(busy, nbusy), TimestampTzGetDatum(reconcile_at)};
+
+	return (int) run(P_SWEEP_SENDING, v, NULL);
+}
+
+int
+store_claim_launches(int limit, LaunchClaim **out)
+{
+	Datum		v[1] = {Int32GetDatum(limit)};
+	uint64		n = run(P_CLAIM_LAUNCHES, v, NULL);
+	uint64		i;
+	bool		isnull;
+
+	*out = SPI_palloc(sizeof(LaunchClaim) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		(*out)[i].id = DatumGetInt64(col(i, 1, &isnull));
+		copy_uuid(&(*out)[i].target_id, col(i, 2, &isnull));
+		copy_uuid(&(*out)[i].profile_id, col(i, 3, &isnull));
+		(*out)[i].attempts = DatumGetInt32(col(i, 4, &isnull));
+	}
+	return (int) n;
+}
+
+int
+store_claim_reconciles(const int64 *busy, int nbusy, int limit, ReconcileClaim **out)
+{
+	Datum		v[2] = {busy_array(busy, nbusy), Int32GetDatum(limit)};
+	uint64		n = run(P_CLAIM_RECONCILES, v, NULL);
+	uint64		i;
+	bool		isnull;
+
+	*out = SPI_palloc(sizeof(ReconcileClaim) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		(*out)[i].id = DatumGetInt64(col(i, 1, &isnull));
+		copy_uuid(&(*out)[i].target_id, col(i, 2, &isnull));
+		copy_uuid(&(*out)[i].profile_id, col(i, 3, &isnull));
+		(*out)[i].last_attempt_at = DatumGetTimestampTz(col(i, 4, &isnull));
+		(*out)[i].attempts = DatumGetInt32(col(i, 5, &isnull));
+	}
+	return (int) n;
+}
+
+TimestampTz
+store_next_due(const int64 *busy, int nbusy)
+{
+	Datum		v[1] = {busy_array(busy, nbusy)};
+	bool		isnull;
+	Datum		d;
+
+	run(P_NEXT_DUE, v, NULL);
+	d = col(0, 1, &isnull);
+	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+void
+store_load_polls(void (*add) (int64 id, const pg_uuid_t *scan_id))
+{
+	uint64		n = run(P_LOAD_POLLS, NULL, NULL);
+	uint64		i;
+	bool		isnull;
+
+	for (i = 0; i < n; i++)
+	{
+		pg_uuid_t	scan_id;
+
+		copy_uuid(&scan_id, col(i, 2, &isnull));
+		add(DatumGetInt64(col(i, 1, &isnull)), &scan_id);
+	}
+}
+
+bool
+store_launch_ok(int64 id, const pg_uuid_t *scan_id)
+{
+	Datum		v[2] = {Int64GetDatum(id), UUIDPGetDatum(scan_id)};
+
+	return run(P_LAUNCH_OK, v, NULL) == 1;
+}
+
+static void
+run_id_time_text(PlanId plan, int64 id, TimestampTz when, const char *text)
+{
+	Datum		v[3] = {Int64GetDatum(id), TimestampTzGetDatum(when),
+	CStringGetTextDatum(text)};
+
+	run(plan, v, NULL);
+}
+
+static void
+run_id_text(PlanId plan, int64 id, const char *text)
+{
+	Datum		v[2] = {Int64GetDatum(id), CStringGetTextDatum(text)};
+
+	run(plan, v, NULL);
+}
+
+void
+store_launch_retry(int64 id, TimestampTz when, const char *error)
+{
+	run_id_time_text(P_LAUNCH_RETRY, id, when, error);
+}
+
+void
+store_launch_unknown(int64 id, TimestampTz when, const char *error)
+{
+	run_id_time_text(P_LAUNCH_UNKNOWN, id, when, error);
+}
+
+void
+store_launch_failed(int64 id, const char *error)
+{
+	run_id_text(P_LAUNCH_FAILED, id, error);
+}
+
+bool
+store_poll_update(int64 id, const ApiScanState *st, Jsonb *response, bool terminal)
+{
+	Datum		v[9];
+	char		nulls[10] = "         ";
+	bool		isnull;
+	Datum		state;
+
+	v[0] = Int64GetDatum(id);
+	v[1] = CStringGetTextDatum(st->status);
+	v[2] = Int32GetDatum(st->progress);
+	nulls[2] = st->has_progress ? ' ' : 'n';
+	v[3] = UUIDPGetDatum(&st->session_id);
+	nulls[3] = st->has_session_id ? ' ' : 'n';
+	v[4] = JsonbPGetDatum(st->severity_counts);
+	nulls[4] = st->severity_counts ? ' ' : 'n';
+	v[5] = TimestampTzGetDatum(st->start_date);
+	nulls[5] = st->has_start_date ? ' ' : 'n';
+	v[6] = TimestampTzGetDatum(st->end_date);
+	nulls[6] = st->has_end_date ? ' ' : 'n';
+	v[7] = JsonbPGetDatum(response);
+	v[8] = BoolGetDatum(terminal);
+
+	run(P_POLL_UPDATE, v, nulls);
+	state = col(0, 1, &isnull);
+	if (isnull)
+		return false;			/* the row is gone */
+	if (strcmp(TextDatumGetCString(state), "poll") != 0)
+		return false;			/* someone moved it on */
+	return !terminal;
+}
+
+void
+store_poll_gone(int64 id, const char *error)
+{
+	run_id_text(P_POLL_GONE, id, error);
+}
+
+void
+store_poll_error(int64 id, const char *error)
+{
+	run_id_text(P_POLL_ERROR, id, error);
+}
+
+bool
+store_scan_id_known(const pg_uuid_t *scan_id)
+{
+	Datum		v[1] = {UUIDPGetDatum(scan_id)};
+
+	return run(P_SCAN_ID_KNOWN, v, NULL) > 0;
+}
+
+bool
+store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id)
+{
+	Datum		v[2] = {Int64GetDatum(id), UUIDPGetDatum(scan_id)};
+
+	return run(P_RECONCILE_ADOPT, v, NULL) == 1;
+}
+
+void
+store_reconcile_resend(int64 id, const char *note)
+{
+	run_id_text(P_RECONCILE_RESEND, id, note);
+}
+
+void
+store_reconcile_retry(int64 id, TimestampTz when, const char *error)
+{
+	run_id_time_text(P_RECONCILE_RETRY, id, when, error);
+}

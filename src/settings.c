@@ -1,0 +1,390 @@
+/*
+ * settings.c
+ *		Defines the invicti_scan.* configuration parameters and keeps the API
+ *		token secret.
+ *
+ * The token is the one secret this extension holds: it can start active
+ * security scans.  Its parameter is superuser-only (GUC_SUPERUSER_ONLY), and
+ * on top of that the stored value is never the token: the check hook moves
+ * the real value into the hook's private "extra" and leaves a constant mask
+ * in the variable.  So SHOW, current_setting(), pg_settings (even for
+ * superusers and pg_read_all_settings) and the server's own "parameter
+ * changed" log line on reload only ever see the mask.  The token can also
+ * come from a file (invicti_scan.api_token_file) that only the server can
+ * read, so it need not sit in postgresql.conf at all.
+ *
+ * This file must never log, display or copy the token; only
+ * invicti_api_token() hands it out, to the request builder.
+ *
+ * All connection settings are PGC_SIGHUP: they only matter to the worker,
+ * which applies them on reload without a restart.
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "utils/guc.h"
+
+#include "settings.h"
+
+#define TOKEN_MASK "********"
+#define TOKEN_FILE_MAX 16384
+
+char	   *invicti_base_url = NULL;
+char	   *invicti_api_path = NULL;
+char	   *invicti_database_name = NULL;
+char	   *invicti_api_token_file = NULL;
+char	   *invicti_ca_file = NULL;
+int			invicti_poll_interval_s = 300;
+int			invicti_request_timeout_ms = 30000;
+int			invicti_max_concurrent = 16;
+int			invicti_retry_max_delay_s = 300;
+int			invicti_max_response_kb = 8192;
+bool		invicti_allow_insecure_http = false;
+
+/* The variable GUC sees: always the mask (or empty), never the token. */
+static char *api_token_masked = NULL;
+
+/* The real token from the parameter, owned by GUC as the hook's "extra". */
+static const char *api_token_real = "";
+
+/* The real token from api_token_file, owned by this file (malloc). */
+static char *file_token = NULL;
+static char file_problem[256];
+
+/*
+ * Keep the token out of the GUC variable: stash it in *extra (malloc'd, as
+ * GUC requires for PostgreSQL 15) and replace *newval with the mask.  The
+ * mask is the same whether or not a token is set, so the server's reload log
+ * never finds a "change" to report (it would print the raw file value).
+ */
+static bool
+check_api_token(char **newval, void **extra, GucSource source pg_attribute_unused())
+{
+	const char *real = *newval ? *newval : "";
+	char	   *copy;
+	char	   *mask;
+
+	copy = malloc(strlen(real) + 1);
+	mask = strdup(TOKEN_MASK);
+	if (copy == NULL || mask == NULL)
+	{
+		free(copy);
+		free(mask);
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	strcpy(copy, real);
+	if (*newval)
+	{
+		explicit_bzero(*newval, strlen(*newval));
+		free(*newval);
+	}
+	*newval = mask;
+	*extra = copy;
+	return true;
+}
+
+static void
+assign_api_token(const char *newval pg_attribute_unused(), void *extra)
+{
+	api_token_real = extra ? (const char *) extra : "";
+}
+
+static const char *
+show_api_token(void)
+{
+	return api_token_real[0] != '\0' ? TOKEN_MASK : "";
+}
+
+/*
+ * base_url: http or https, a host, optionally a port and a path prefix; no
+ * credentials, query or fragment.  The trailing slash is dropped so paths
+ * can be appended.  Whether plain http is acceptable depends on
+ * allow_insecure_http and is decided by the worker before each request.
+ */
+static bool
+check_base_url(char **newval, void **extra pg_attribute_unused(),
+			   GucSource source pg_attribute_unused())
+{
+	CURLU	   *u;
+	char	   *scheme = NULL;
+	char	   *part = NULL;
+	bool		ok = false;
+	size_t		len;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+
+	u = curl_url();
+	if (u == NULL)
+	{
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	if (curl_url_set(u, CURLUPART_URL, *newval, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+		GUC_check_errdetail("The value is not a valid URL.");
+	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+			 (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
+		GUC_check_errdetail("Only http:// and https:// URLs are allowed.");
+	else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
+		GUC_check_errdetail("The URL must not contain a user name or password.");
+	else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK)
+		GUC_check_errdetail("The URL must not contain a query string.");
+	else if (curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		GUC_check_errdetail("The URL must not contain a fragment.");
+	else
+		ok = true;
+
+	curl_free(scheme);
+	curl_free(part);
+	curl_url_cleanup(u);
+	if (!ok)
+		return false;
+
+	len = strlen(*newval);
+	while (len > 0 && (*newval)[len - 1] == '/')
+		(*newval)[--len] = '\0';
+	return true;
+}
+
+/*
+ * api_path: the API's path prefix, "/api/v1" by default (some deployments
+ * use "/api/1.0").  Plain path segments only, so nothing a prefix holds can
+ * change which host or resource a request reaches.
+ */
+static bool
+check_api_path(char **newval, void **extra pg_attribute_unused(),
+			   GucSource source pg_attribute_unused())
+{
+	const char *p = *newval;
+	size_t		len;
+
+	if (p == NULL || p[0] != '/')
+	{
+		GUC_check_errdetail("The path must start with \"/\".");
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (!(isalnum((unsigned char) *p) || strchr("/._~-", *p)))
+		{
+			GUC_check_errdetail("Only letters, digits and \"/._~-\" are allowed.");
+			return false;
+		}
+	}
+	if (strstr(*newval, "/../") || strstr(*newval, "//") ||
+		(strlen(*newval) >= 3 && strcmp(*newval + strlen(*newval) - 3, "/..") == 0))
+	{
+		GUC_check_errdetail("The path must not contain empty or \"..\" segments.");
+		return false;
+	}
+	len = strlen(*newval);
+	while (len > 1 && (*newval)[len - 1] == '/')
+		(*newval)[--len] = '\0';
+	return true;
+}
+
+void
+invicti_define_settings(void)
+{
+	DefineCustomStringVariable("invicti_scan.base_url",
+							   "Base URL of the Invicti API, e.g. https://platform.invicti.com.",
+							   "The worker sends requests only to this URL plus the fixed API paths.",
+							   &invicti_base_url, "",
+							   PGC_SIGHUP, 0,
+							   check_base_url, NULL, NULL);
+
+	DefineCustomStringVariable("invicti_scan.api_path",
+							   "Path prefix of the Invicti API under base_url.",
+							   NULL,
+							   &invicti_api_path, "/api/v1",
+							   PGC_SIGHUP, 0,
+							   check_api_path, NULL, NULL);
+
+	DefineCustomStringVariable("invicti_scan.api_token",
+							   "Invicti API token sent in the X-Auth header.",
+							   "Never displayed; prefer invicti_scan.api_token_file.",
+							   &api_token_masked, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_api_token, assign_api_token, show_api_token);
+
+	DefineCustomStringVariable("invicti_scan.api_token_file",
+							   "File holding the Invicti API token; overrides invicti_scan.api_token.",
+							   "The file must be readable by the server and by nobody else.",
+							   &invicti_api_token_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("invicti_scan.database_name",
+							   "Database the invicti_scan worker connects to.",
+							   NULL,
+							   &invicti_database_name, "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.poll_interval",
+							"Time between two status reads of one running scan.",
+							"Invicti advises 5 to 10 minutes.",
+							&invicti_poll_interval_s, 300, 1, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.request_timeout",
+							"Time limit for one HTTP request to the Invicti API.",
+							NULL,
+							&invicti_request_timeout_ms, 30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.max_concurrent_requests",
+							"Maximum number of HTTP requests in flight at once.",
+							NULL,
+							&invicti_max_concurrent, 16, 1, 1024,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.retry_max_delay",
+							"Upper bound of the exponential backoff between retries.",
+							NULL,
+							&invicti_retry_max_delay_s, 300, 1, 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.max_response_size",
+							"Largest API response body the worker accepts.",
+							"Larger bodies are cut off and treated as a failed request.",
+							&invicti_max_response_kb, 8192, 64, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("invicti_scan.ca_file",
+							   "File of CA certificates to verify the Invicti API's TLS certificate.",
+							   "Empty means the system's default CA store.",
+							   &invicti_ca_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("invicti_scan.allow_insecure_http",
+							 "Allow plain http:// base URLs that are not loopback addresses.",
+							 "The API token would cross the network unencrypted.",
+							 &invicti_allow_insecure_http, false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("invicti_scan");
+}
+
+/* Forget the file token, wiping it first. */
+static void
+clear_file_token(void)
+{
+	if (file_token)
+	{
+		explicit_bzero(file_token, strlen(file_token));
+		free(file_token);
+		file_token = NULL;
+	}
+}
+
+void
+invicti_reload_token_file(void)
+{
+	struct stat st;
+	char		buf[TOKEN_FILE_MAX + 1];
+	ssize_t		n;
+	size_t		len = 0;
+	int			fd;
+
+	clear_file_token();
+	file_problem[0] = '\0';
+	if (invicti_api_token_file == NULL || invicti_api_token_file[0] == '\0')
+		return;
+
+	fd = open(invicti_api_token_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+	{
+		snprintf(file_problem, sizeof(file_problem),
+				 "invicti_scan.api_token_file cannot be opened: %m");
+		return;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		snprintf(file_problem, sizeof(file_problem),
+				 "invicti_scan.api_token_file is not a regular file");
+	else if (st.st_mode & (S_IRWXG | S_IRWXO))
+		snprintf(file_problem, sizeof(file_problem),
+				 "invicti_scan.api_token_file is accessible to other users; make it mode 0600");
+	else
+	{
+		while (len < TOKEN_FILE_MAX &&
+			   (n = read(fd, buf + len, TOKEN_FILE_MAX - len)) > 0)
+			len += n;
+		while (len > 0 && isspace((unsigned char) buf[len - 1]))
+			len--;
+		buf[len] = '\0';
+		if (len == 0)
+			snprintf(file_problem, sizeof(file_problem),
+					 "invicti_scan.api_token_file is empty");
+		else if (strpbrk(buf, "\r\n") != NULL)
+			snprintf(file_problem, sizeof(file_problem),
+					 "invicti_scan.api_token_file must hold the token on a single line");
+		else if ((file_token = strdup(buf)) == NULL)
+			snprintf(file_problem, sizeof(file_problem), "out of memory");
+	}
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+}
+
+const char *
+invicti_api_token(const char **problem)
+{
+	*problem = NULL;
+	if (invicti_api_token_file != NULL && invicti_api_token_file[0] != '\0')
+	{
+		if (file_token == NULL)
+		{
+			*problem = file_problem[0] ? file_problem
+				: "invicti_scan.api_token_file has not been read";
+			return "";
+		}
+		return file_token;
+	}
+	if (api_token_real[0] == '\0')
+		*problem = "no API token is configured: set invicti_scan.api_token_file or invicti_scan.api_token";
+	else if (strpbrk(api_token_real, "\r\n") != NULL)
+	{
+		*problem = "invicti_scan.api_token must not contain line breaks";
+		return "";
+	}
+	return api_token_real;
+}
+
+bool
+invicti_url_is_loopback(const char *url)
+{
+	CURLU	   *u = curl_url();
+	char	   *host = NULL;
+	bool		loopback = false;
+
+	if (u == NULL)
+		return false;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+	{
+		struct in_addr a4;
+
+		if (pg_strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+			loopback = true;
+		else if (inet_pton(AF_INET, host, &a4) == 1)
+			loopback = (ntohl(a4.s_addr) >> 24) == 127;
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return loopback;
+}

@@ -1,0 +1,39 @@
+/*
+ * settings.h
+ *		The invicti_scan.* configuration parameters.
+ *
+ * Every module reads settings through these variables or accessors; only
+ * settings.c defines or changes them.
+ */
+#ifndef INVICTI_SETTINGS_H
+#define INVICTI_SETTINGS_H
+
+extern char *invicti_base_url;
+extern char *invicti_api_path;
+extern char *invicti_database_name;
+extern char *invicti_api_token_file;
+extern char *invicti_ca_file;
+extern int	invicti_poll_interval_s;
+extern int	invicti_request_timeout_ms;
+extern int	invicti_max_concurrent;
+extern int	invicti_retry_max_delay_s;
+extern int	invicti_max_response_kb;
+extern bool invicti_allow_insecure_http;
+
+extern void invicti_define_settings(void);
+
+/*
+ * The API token the worker must send, from api_token_file when that is set,
+ * else from api_token.  Never log, display or copy it anywhere else.
+ * Returns "" when no token is configured; *problem then (or when the file
+ * cannot be used) points to a sentence saying why.
+ */
+extern const char *invicti_api_token(const char **problem);
+
+/* Re-read api_token_file; the worker calls this at start and on reload. */
+extern void invicti_reload_token_file(void);
+
+/* True when the URL's host is a loopback address (127.0.0.0/8, ::1, localhost). */
+extern bool invicti_url_is_loopback(const char *url);
+
+#endif

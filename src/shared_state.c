@@ -1,0 +1,155 @@
+/*
+ * shared_state.c
+ *		A fixed block of shared memory: where the worker's latch is, and the
+ *		worker's counters for invicti_scan_stats.
+ *
+ * Rules: only plain values live here, never a pointer (each process maps
+ * memory on its own), so the worker publishes its PGPROC number, not its
+ * latch's address.  The worker is the only writer of the counters; a
+ * spinlock makes readers see a consistent copy.  Nothing here allocates,
+ * errors out or calls libcurl while holding the spinlock.
+ *
+ * The block exists only when the library is in shared_preload_libraries;
+ * everything here degrades to a no-op (or "not available") otherwise.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "shared_state.h"
+
+typedef struct InvictiShared
+{
+	slock_t		mutex;
+	int			worker_pgprocno;	/* -1 when no worker runs */
+	InvictiStats stats;
+} InvictiShared;
+
+const char *const invicti_call_kind_names[NUM_CALL_KINDS] = {
+	"launch", "poll", "reconcile", "abort", "results"
+};
+
+const char *const invicti_outcome_names[NUM_OUTCOMES] = {
+	"ok", "client_error", "auth_error", "rate_limited",
+	"server_error", "network_error", "bad_response"
+};
+
+static InvictiShared *shared = NULL;
+
+void
+invicti_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(InvictiShared)));
+}
+
+void
+invicti_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("invicti_scan", sizeof(InvictiShared), &found);
+	if (!found)
+	{
+		memset(shared, 0, sizeof(InvictiShared));
+		SpinLockInit(&shared->mutex);
+		shared->worker_pgprocno = -1;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+bool
+invicti_shmem_available(void)
+{
+	return shared != NULL;
+}
+
+void
+invicti_wake_worker(void)
+{
+	int			procno;
+
+	if (shared == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	procno = shared->worker_pgprocno;
+	SpinLockRelease(&shared->mutex);
+	if (procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+void
+invicti_worker_attach(void)
+{
+	Assert(shared != NULL);
+	SpinLockAcquire(&shared->mutex);
+	shared->worker_pgprocno = MyProc->pgprocno;
+	shared->stats.worker_pid = MyProcPid;
+	shared->stats.worker_started_at = GetCurrentTimestamp();
+	shared->stats.in_flight = 0;
+	shared->stats.paused_until = 0;
+	SpinLockRelease(&shared->mutex);
+}
+
+void
+invicti_worker_detach(void)
+{
+	if (shared == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	shared->worker_pgprocno = -1;
+	shared->stats.worker_pid = 0;
+	shared->stats.in_flight = 0;
+	SpinLockRelease(&shared->mutex);
+}
+
+void
+invicti_stats_count(InvictiCallKind kind, InvictiOutcome outcome,
+					bool is_retry, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (shared == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	shared->stats.requests[kind][outcome]++;
+	if (is_retry)
+		shared->stats.retries++;
+	if (outcome == OUTCOME_OK)
+		shared->stats.last_success_at = now;
+	else if (error != NULL)
+	{
+		shared->stats.last_error_at = now;
+		strlcpy(shared->stats.last_error, error, sizeof(shared->stats.last_error));
+	}
+	SpinLockRelease(&shared->mutex);
+}
+
+void
+invicti_stats_set_activity(int in_flight, TimestampTz paused_until)
+{
+	if (shared == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	shared->stats.in_flight = in_flight;
+	shared->stats.paused_until = paused_until;
+	SpinLockRelease(&shared->mutex);
+}
+
+bool
+invicti_stats_read(InvictiStats *out)
+{
+	if (shared == NULL)
+		return false;
+	SpinLockAcquire(&shared->mutex);
+	memcpy(out, &shared->stats, sizeof(InvictiStats));
+	SpinLockRelease(&shared->mutex);
+	return true;
+}

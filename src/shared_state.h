@@ -1,0 +1,71 @@
+/*
+ * shared_state.h
+ *		The small block of shared memory between the worker and backends:
+ *		how to wake the worker, and the worker's health counters.
+ */
+#ifndef INVICTI_SHARED_STATE_H
+#define INVICTI_SHARED_STATE_H
+
+#include "datatype/timestamp.h"
+
+/* What a request was for. */
+typedef enum InvictiCallKind
+{
+	CALL_LAUNCH,
+	CALL_POLL,
+	CALL_RECONCILE,
+	CALL_ABORT,
+	CALL_RESULTS,
+	NUM_CALL_KINDS
+} InvictiCallKind;
+
+/* How a request ended, as counted in the statistics. */
+typedef enum InvictiOutcome
+{
+	OUTCOME_OK,
+	OUTCOME_CLIENT_ERROR,		/* 4xx other than 401, 403, 429 */
+	OUTCOME_AUTH_ERROR,			/* 401, 403 */
+	OUTCOME_RATE_LIMITED,		/* 429 */
+	OUTCOME_SERVER_ERROR,		/* 5xx */
+	OUTCOME_NETWORK_ERROR,		/* no HTTP response: refused, timeout, reset */
+	OUTCOME_BAD_RESPONSE,		/* an answer we cannot use: garbage, cut short */
+	NUM_OUTCOMES
+} InvictiOutcome;
+
+extern const char *const invicti_call_kind_names[NUM_CALL_KINDS];
+extern const char *const invicti_outcome_names[NUM_OUTCOMES];
+
+/* A consistent copy of the worker's counters and health. */
+typedef struct InvictiStats
+{
+	int			worker_pid;		/* 0 when no worker runs */
+	TimestampTz worker_started_at;
+	TimestampTz last_success_at;
+	TimestampTz last_error_at;
+	char		last_error[256];
+	TimestampTz paused_until;	/* whole-API pause (429, auth), 0 if none */
+	int			in_flight;
+	uint64		retries;
+	uint64		requests[NUM_CALL_KINDS][NUM_OUTCOMES];
+} InvictiStats;
+
+extern void invicti_shmem_request(void);
+extern void invicti_shmem_startup(void);
+extern bool invicti_shmem_available(void);
+
+/* Backends: ask the worker to look at the table now (e.g. after a launch). */
+extern void invicti_wake_worker(void);
+
+/* Worker: announce or withdraw itself. */
+extern void invicti_worker_attach(void);
+extern void invicti_worker_detach(void);
+
+/* Worker: record what happened. */
+extern void invicti_stats_count(InvictiCallKind kind, InvictiOutcome outcome,
+								bool is_retry, const char *error);
+extern void invicti_stats_set_activity(int in_flight, TimestampTz paused_until);
+
+/* Anyone: a snapshot; returns false when the library is not preloaded. */
+extern bool invicti_stats_read(InvictiStats *out);
+
+#endif

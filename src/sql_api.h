@@ -1,0 +1,19 @@
+/*
+ * sql_api.h
+ *		Helpers shared by the SQL-callable functions.
+ */
+#ifndef INVICTI_SQL_API_H
+#define INVICTI_SQL_API_H
+
+#include "fmgr.h"
+
+/* Set the worker's latch when the current transaction commits. */
+extern void invicti_wake_worker_at_commit(void);
+
+/* The extension's invicti_scans table (in the called function's schema). */
+extern Oid	invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner);
+
+/* Run fn(arg) as `owner` with search_path = pg_catalog, pg_temp. */
+extern void invicti_run_as_owner(Oid owner, void (*fn) (void *), void *arg);
+
+#endif

@@ -1,0 +1,514 @@
+/*
+ * worker.c
+ *		The invicti_scan background worker: its lifecycle and main loop.
+ *
+ * One worker per cluster, started by the postmaster once the server
+ * accepts writes (never on a standby; after promotion it starts and takes
+ * over every running scan), connected to invicti_scan.database_name.
+ *
+ * Each turn of the loop:
+ *   1. take finished HTTP transfers and judge them (scan_jobs.c), no
+ *      transaction open;
+ *   2. record the verdicts in one transaction;
+ *   3. when woken by a commit, or when table-scheduled work is due, claim
+ *      launches and reconciliations in one (durable) transaction;
+ *   4. start the polls that are due (poll_schedule.c);
+ *   5. sleep in a WaitEventSet on the latch, postmaster death and libcurl's
+ *      sockets, until the earliest thing that is due.
+ * Nothing is polled on a timer: launches wake the worker through its latch
+ * at commit; the table is read only when something is due or was signalled.
+ *
+ * Failure handling: an error in a turn is caught here, the transaction is
+ * aborted, the error logged, and database work backs off; the worker does
+ * not exit.  If the extension is missing (not yet created, dropped) or of
+ * another version, the worker says so once at LOG and waits quietly.
+ *
+ * This file must not contain SQL or HTTP details: those live in
+ * scan_store.c and api_client.c.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "api_client.h"
+#include "invicti_scan.h"
+#include "poll_schedule.h"
+#include "retry_policy.h"
+#include "scan_jobs.h"
+#include "scan_store.h"
+#include "settings.h"
+#include "shared_state.h"
+
+/* How often to look again for a missing extension (also woken by CREATE). */
+#define EXTENSION_RECHECK_MS 10000
+/* Longest sleep, whatever is due: a safety net, not a schedule. */
+#define MAX_SLEEP_MS 60000
+/* Backoff of database work after an error. */
+#define DB_RETRY_MAX_MS 30000
+
+typedef enum ExtensionState
+{
+	EXT_UNKNOWN,
+	EXT_READY,
+	EXT_MISSING,
+	EXT_WRONG_VERSION
+} ExtensionState;
+
+static MemoryContext turn_cxt = NULL;
+
+static ExtensionState ext_state = EXT_UNKNOWN;
+static TimestampTz ext_recheck_at = 0;
+
+static bool claim_needed = true;	/* woken, or the table may have new work */
+static TimestampTz next_table_due = 0;	/* earliest next_attempt_at, 0 = none */
+static TimestampTz next_poll_resync = 0;
+static TimestampTz db_retry_at = 0;
+static int	db_error_streak = 0;
+static bool record_one_by_one = false;
+
+static const char *config_problem = NULL;
+static char *config_problem_logged = NULL;
+static uint32 api_settings_hash = 0;
+
+/* ---- configuration ---- */
+
+/* A hash of everything that decides where and how requests go. */
+static uint32
+hash_api_settings(void)
+{
+	const char *problem;
+	const char *parts[6];
+	uint32		h = 0;
+	int			i;
+
+	parts[0] = invicti_base_url;
+	parts[1] = invicti_api_path;
+	parts[2] = invicti_api_token(&problem);
+	parts[3] = invicti_ca_file;
+	parts[4] = invicti_allow_insecure_http ? "on" : "off";
+	parts[5] = invicti_api_token_file;
+	for (i = 0; i < (int) lengthof(parts); i++)
+		h = hash_combine(h, hash_bytes((const unsigned char *) parts[i], strlen(parts[i])));
+	return h;
+}
+
+/* Why no request may be sent now, or NULL. */
+static const char *
+find_config_problem(void)
+{
+	const char *problem;
+
+	if (invicti_base_url == NULL || invicti_base_url[0] == '\0')
+		return "invicti_scan.base_url is not set";
+	if (pg_strncasecmp(invicti_base_url, "http://", 7) == 0 &&
+		!invicti_allow_insecure_http && !invicti_url_is_loopback(invicti_base_url))
+		return "invicti_scan.base_url uses plain http:// to a host that is not a loopback address, so the API token would cross the network unencrypted; use https:// or set invicti_scan.allow_insecure_http = on";
+	(void) invicti_api_token(&problem);
+	return problem;
+}
+
+static void
+check_config(void)
+{
+	config_problem = find_config_problem();
+	if (config_problem == NULL && config_problem_logged != NULL)
+	{
+		ereport(LOG,
+				(errmsg("invicti_scan worker: configuration is complete; sending requests to %s",
+						invicti_base_url)));
+		pfree(config_problem_logged);
+		config_problem_logged = NULL;
+	}
+	else if (config_problem != NULL &&
+			 (config_problem_logged == NULL ||
+			  strcmp(config_problem_logged, config_problem) != 0))
+	{
+		ereport(WARNING,
+				(errmsg("invicti_scan worker: not sending requests: %s", config_problem),
+				 errdetail("Scans stay pending until this is fixed; nothing is lost."),
+				 errhint("Fix the setting in postgresql.conf and reload the configuration.")));
+		if (config_problem_logged)
+			pfree(config_problem_logged);
+		config_problem_logged = MemoryContextStrdup(TopMemoryContext, config_problem);
+	}
+}
+
+static void
+reload_settings(void)
+{
+	uint32		before = api_settings_hash;
+
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	invicti_reload_token_file();
+	api_settings_hash = hash_api_settings();
+	if (api_settings_hash != before)
+	{
+		ereport(LOG,
+				(errmsg("invicti_scan worker: API settings changed; retrying paused requests now")));
+		api_pause_reset();
+	}
+	check_config();
+	claim_needed = true;
+}
+
+/* ---- extension presence ---- */
+
+static void
+note_extension_state(StoreStatus status)
+{
+	ExtensionState now = status == STORE_READY ? EXT_READY :
+		status == STORE_NO_EXTENSION ? EXT_MISSING : EXT_WRONG_VERSION;
+
+	if (now != EXT_READY)
+		ext_recheck_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 EXTENSION_RECHECK_MS);
+	if (now == ext_state)
+		return;
+
+	if (now == EXT_MISSING)
+		ereport(LOG,
+				(errmsg("invicti_scan worker: extension \"%s\" is not installed in database \"%s\"; waiting for CREATE EXTENSION",
+						INVICTI_EXTENSION_NAME, invicti_database_name)));
+	else if (now == EXT_WRONG_VERSION)
+		ereport(WARNING,
+				(errmsg("invicti_scan worker: the installed extension is version %s but the library is version %s; waiting",
+						store_installed_version(), INVICTI_SCAN_VERSION),
+				 errhint("Run ALTER EXTENSION invicti_scan UPDATE in database \"%s\".",
+						 invicti_database_name)));
+	if (now != EXT_READY)
+	{
+		/* whatever was in progress belongs to a schema that is gone */
+		jobs_discard_waiting();
+		poll_schedule_reset();
+		jobs_forget_failures();
+	}
+	ext_state = now;
+}
+
+static void
+load_running_scans(int64 id, const pg_uuid_t *scan_id)
+{
+	poll_schedule_add(id, scan_id, GetCurrentTimestamp());
+}
+
+/* ---- one turn ---- */
+
+static int
+free_slots(void)
+{
+	return Max(invicti_max_concurrent - jobs_in_flight(), 0);
+}
+
+static bool
+may_send(void)
+{
+	return config_problem == NULL && api_paused_until() == 0 && free_slots() > 0;
+}
+
+static void
+record_verdicts(void)
+{
+	StoreStatus status;
+
+	status = store_begin("recording Invicti API results",
+						 jobs_waiting_need_durability());
+	if (status != STORE_READY)
+	{
+		note_extension_state(status);
+		jobs_discard_waiting();
+		return;
+	}
+	jobs_record(record_one_by_one ? 1 : 0);
+	store_commit();
+	jobs_recorded();
+	if (jobs_waiting() == 0)
+		record_one_by_one = false;
+}
+
+static void
+claim_table_work(TimestampTz now)
+{
+	StoreStatus status;
+	int64	   *busy;
+	int			nbusy;
+	int			slots;
+	LaunchClaim *launches = NULL;
+	ReconcileClaim *reconciles = NULL;
+	int			nl = 0;
+	int			nr = 0;
+	int			i;
+	bool		resync = now >= next_poll_resync;
+
+	status = store_begin("claiming due Invicti work", true);
+	note_extension_state(status);
+	if (status != STORE_READY)
+		return;
+
+	if (store_extension_changed())
+	{
+		poll_schedule_reset();
+		jobs_forget_failures();
+		resync = true;
+	}
+	if (resync)
+	{
+		int			before = poll_schedule_count();
+
+		store_load_polls(load_running_scans);
+		if (poll_schedule_count() != before)
+			ereport(LOG,
+					(errmsg("invicti_scan worker: tracking %d running scans in database \"%s\"",
+							poll_schedule_count(), invicti_database_name)));
+		next_poll_resync = TimestampTzPlusMilliseconds(now,
+													   Max((int64) invicti_poll_interval_s * 1000, 60000));
+	}
+
+	/* Rows a previous worker left 'sending' get reconciled, never resent. */
+	nbusy = jobs_busy_ids(&busy);
+	(void) store_sweep_sending(busy, nbusy,
+							   TimestampTzPlusMilliseconds(now, invicti_request_timeout_ms));
+
+	slots = free_slots();
+	if (may_send())
+	{
+		nl = store_claim_launches(slots, &launches);
+		if (slots - nl > 0)
+			nr = store_claim_reconciles(busy, nbusy, slots - nl, &reconciles);
+	}
+	{
+		int64	   *all = palloc(sizeof(int64) * (nbusy + nr + 1));
+
+		memcpy(all, busy, sizeof(int64) * nbusy);
+		for (i = 0; i < nr; i++)
+			all[nbusy + i] = reconciles[i].id;
+		next_table_due = store_next_due(all, nbusy + nr);
+	}
+	store_commit();
+
+	/* Only now, with the 'sending' marks committed, do requests go out. */
+	for (i = 0; i < nl; i++)
+		jobs_start_launch(&launches[i]);
+	for (i = 0; i < nr; i++)
+		jobs_start_reconcile(&reconciles[i]);
+	claim_needed = (nl + nr == slots && slots > 0);
+}
+
+static void
+start_due_polls(TimestampTz now)
+{
+	int64		id;
+	pg_uuid_t	scan_id;
+	int			failures;
+
+	while (may_send() && poll_schedule_take_due(now, &id, &scan_id, &failures))
+		jobs_start_poll(id, &scan_id);
+}
+
+static void
+run_turn(void)
+{
+	TimestampTz now;
+
+	api_client_run_timers();
+	jobs_collect();
+
+	now = GetCurrentTimestamp();
+	if (now < db_retry_at)
+		return;
+
+	if (jobs_waiting() > 0)
+		record_verdicts();
+
+	if (ext_state != EXT_READY && now < ext_recheck_at && !claim_needed)
+		return;
+	if (claim_needed || ext_state != EXT_READY ||
+		(next_table_due != 0 && next_table_due <= now && may_send()) ||
+		now >= next_poll_resync)
+		claim_table_work(now);
+
+	if (ext_state == EXT_READY)
+		start_due_polls(now);
+	db_error_streak = 0;
+}
+
+/* Turn an error in a turn into a log line and a pause, not an exit. */
+static void
+recover_from_error(void)
+{
+	ErrorData  *edata;
+	int64		backoff;
+
+	MemoryContextSwitchTo(turn_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	store_forget_plans();
+	jobs_record_failed();
+	record_one_by_one = true;
+
+	db_error_streak++;
+	backoff = Min((int64) 1000 << Min(db_error_streak - 1, 10), DB_RETRY_MAX_MS);
+	db_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+	claim_needed = true;
+	ext_state = EXT_UNKNOWN;
+
+	ereport(db_error_streak <= 3 ? WARNING : DEBUG1,
+			(errcode(edata->sqlerrcode),
+			 errmsg("invicti_scan worker: %s", edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 errhint("The worker retries in %.1f s.", backoff / 1000.0)));
+	FreeErrorData(edata);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* ---- waiting ---- */
+
+static long
+ms_until(TimestampTz when, TimestampTz now)
+{
+	if (when <= now)
+		return 0;
+	return (long) Min((when - now + 999) / 1000, (TimestampTz) MAX_SLEEP_MS);
+}
+
+static long
+sleep_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz paused = api_paused_until();
+	long		t = MAX_SLEEP_MS;
+	long		curl_t = api_client_timeout_ms();
+
+	if (curl_t >= 0)
+		t = Min(t, curl_t);
+	if (now < db_retry_at)
+		return Min(t, ms_until(db_retry_at, now));
+	if (jobs_waiting() > 0 || claim_needed)
+		return 0;
+	if (ext_state != EXT_READY)
+		return Min(t, ms_until(ext_recheck_at, now));
+	if (paused != 0)
+		t = Min(t, ms_until(paused, now));
+	else if (config_problem == NULL && free_slots() > 0)
+	{
+		TimestampTz poll_due = poll_schedule_next_due();
+
+		if (poll_due != 0)
+			t = Min(t, ms_until(poll_due, now));
+		if (next_table_due != 0)
+			t = Min(t, ms_until(next_table_due, now));
+	}
+	t = Min(t, ms_until(next_poll_resync, now));
+	return t;
+}
+
+static void
+wait_for_events(void)
+{
+	WaitEventSet *set;
+	WaitEvent  *events;
+	int			nevents = api_client_socket_count() + 2;
+	int			n;
+	int			i;
+	long		timeout = sleep_ms();
+
+	invicti_stats_set_activity(jobs_in_flight(), api_paused_until());
+	if (timeout == 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		return;
+	}
+
+	set = CreateWaitEventSet(CurrentMemoryContext, nevents);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	api_client_add_sockets(set);
+	events = palloc(sizeof(WaitEvent) * nevents);
+
+	n = WaitEventSetWait(set, timeout, events, nevents, PG_WAIT_EXTENSION);
+	for (i = 0; i < n; i++)
+	{
+		if (events[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			claim_needed = true;
+		}
+		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			api_client_socket_ready(events[i].fd, events[i].events);
+	}
+	FreeWaitEventSet(set);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* ---- lifecycle ---- */
+
+static void
+worker_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	api_client_cleanup();
+	invicti_worker_detach();
+}
+
+void
+invicti_worker_main(Datum main_arg pg_attribute_unused())
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(invicti_database_name, NULL, 0);
+	pgstat_report_appname(INVICTI_WORKER_NAME);
+	SetConfigOption("application_name", INVICTI_WORKER_NAME, PGC_USERSET, PGC_S_OVERRIDE);
+	/* never wait long behind a user's row lock; the turn is retried */
+	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+
+	turn_cxt = AllocSetContextCreate(TopMemoryContext, "invicti_scan turn",
+									 ALLOCSET_DEFAULT_SIZES);
+	api_client_init();
+	jobs_init();
+	poll_schedule_reset();
+	invicti_worker_attach();
+	before_shmem_exit(worker_exit, (Datum) 0);
+
+	invicti_reload_token_file();
+	api_settings_hash = hash_api_settings();
+	ereport(LOG,
+			(errmsg("invicti_scan worker started in database \"%s\"", invicti_database_name),
+			 errdetail("API at \"%s%s\", User-Agent \"%s\".",
+					   invicti_base_url, invicti_api_path, api_client_user_agent())));
+	check_config();
+
+	for (;;)
+	{
+		MemoryContextSwitchTo(turn_cxt);
+		MemoryContextReset(turn_cxt);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			reload_settings();
+
+		PG_TRY();
+		{
+			run_turn();
+		}
+		PG_CATCH();
+		{
+			recover_from_error();
+		}
+		PG_END_TRY();
+
+		MemoryContextSwitchTo(turn_cxt);
+		wait_for_events();
+	}
+}

@@ -1,0 +1,73 @@
+# lib.sh: shell helpers shared by the test, demo and benchmark scripts.
+#
+# Sourced, never run.  It installs missing Debian packages (as root, or
+# through sudo for a normal user) and runs commands as an unprivileged user,
+# because PostgreSQL refuses to run as root.  It must never change anything
+# outside the packages it installs and the temporary directories it creates.
+
+PG_MAJOR=15
+PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+
+# Debian packages every script here may need.
+INVICTI_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
+  libcurl4-openssl-dev postgresql-$PG_MAJOR-cron libipc-run-perl
+  python3 make gcc openssl curl procps"
+
+log() { printf '\n=== %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install whatever of the given packages is missing.
+ensure_packages() {
+  local missing="" p
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing="$missing $p"
+    fi
+  done
+  [ -z "$missing" ] && return 0
+  log "installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! as_root apt-get install -y --no-install-recommends $missing; then
+    as_root apt-get update
+    as_root apt-get install -y --no-install-recommends $missing
+  fi
+}
+
+# Build with the warning flags CI asks for, and install.
+build_and_install() {
+  local flags="${INVICTI_COPT:--Wall -Wextra -Werror}"
+  log "building with COPT='$flags'"
+  make clean >/dev/null
+  make -j2 COPT="$flags"
+  log "installing the extension"
+  as_root make install >/dev/null
+}
+
+# The unprivileged user tests run as: ourselves, or 'postgres' when root.
+test_user() {
+  if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi
+}
+
+# Copy the source tree to a fresh directory the test user owns, print it.
+stage_tree() {
+  local src="$1" dest
+  dest=$(mktemp -d "${TMPDIR:-/tmp}/invicti_scan.XXXXXX")
+  tar -C "$src" --exclude=.git --exclude='tmp_*' --exclude=results -cf - . | tar -C "$dest" -xf -
+  if [ "$(id -u)" -eq 0 ]; then chown -R "$(test_user)" "$dest"; fi
+  echo "$dest"
+}
+
+# Run a command as the test user with PostgreSQL's binaries first on PATH.
+as_test_user() {
+  local path="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin"
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u "$(test_user)" -- env PATH="$path" HOME=/tmp LANG=C.UTF-8 "$@"
+  else
+    env PATH="$path:$PATH" "$@"
+  fi
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run_suites.sh: runs the test suites against the installed extension.
+#
+# Called by run_all.sh as an unprivileged user from a staged copy of the
+# tree; it writes only inside that copy.  Usage: run_suites.sh [all|regress|
+# simulator|tap|chaos ...].  PROVE_TESTS may name single TAP files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+pgxs=$(dirname "$(pg_config --pgxs)")/..
+suites="$*"
+[ "$suites" = all ] && suites="regress simulator tap chaos"
+
+for suite in $suites; do
+  case $suite in
+    regress)
+      printf '\n=== pg_regress: SQL API\n'
+      rm -rf tmp_regress results
+      if ! "$pgxs/test/regress/pg_regress" \
+          --temp-instance=tmp_regress --temp-config=test/regress.conf \
+          --bindir="$(pg_config --bindir)" --inputdir=. --outputdir=. \
+          --dbname=contrib_regression \
+          $(sed -n 's/^REGRESS *= *//p' Makefile); then
+        cat regression.diffs 2>/dev/null || true
+        exit 1
+      fi ;;
+    simulator)
+      printf '\n=== simulator tests\n'
+      /usr/bin/python3 -m unittest discover -s test/simulator -p 'test_*.py' ;;
+    tap)
+      printf '\n=== TAP: worker against the simulator\n'
+      mkdir -p tmp_check
+      TESTDIR="$root" PG_REGRESS="$pgxs/test/regress/pg_regress" \
+        PERL5LIB="$pgxs/test/perl:$root/test/perl" \
+        prove ${PROVE_FLAGS:-} ${PROVE_TESTS:-test/t/*.pl} ;;
+    chaos)
+      printf '\n=== chaos run (CI size)\n'
+      test/chaos.sh --ci ;;
+    *) echo "unknown suite: $suite" >&2; exit 2 ;;
+  esac
+done
