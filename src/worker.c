@@ -260,17 +260,17 @@ claim_table_work(TimestampTz now)
 	{
 		poll_schedule_reset();
 		jobs_forget_failures();
+		store_load_polls(load_running_scans);
+		ereport(LOG,
+				(errmsg("invicti_scan worker: using extension %s %s in database \"%s\"; %d running scans to track",
+						INVICTI_EXTENSION_NAME, INVICTI_SCAN_VERSION,
+						invicti_database_name, poll_schedule_count())));
 		resync = true;
 	}
+	else if (resync)
+		store_load_polls(load_running_scans);
 	if (resync)
 	{
-		int			before = poll_schedule_count();
-
-		store_load_polls(load_running_scans);
-		if (poll_schedule_count() != before)
-			ereport(LOG,
-					(errmsg("invicti_scan worker: tracking %d running scans in database \"%s\"",
-							poll_schedule_count(), invicti_database_name)));
 		next_poll_resync = TimestampTzPlusMilliseconds(now,
 													   Max((int64) invicti_poll_interval_s * 1000, 60000));
 	}

@@ -1,0 +1,306 @@
+# InvictiTest.pm: shared helpers for invicti_scan's TAP tests.
+#
+# Starts the Invicti API simulator (test/simulator/invicti_sim.py) and
+# PostgreSQL nodes with the extension preloaded and pointed at it, and
+# offers the waits and lookups the tests share.  It must never talk to
+# anything but loopback, and must not hide failures: every helper dies or
+# fails a test when something is not as expected.
+package InvictiTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Basename qw(dirname);
+use File::Spec;
+use HTTP::Tiny;
+use JSON::PP;
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(sleep time);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(
+  start_simulator new_node launch launch_many wait_for scan_rows
+  scan_row target_uuid PROFILE_HIGH_RISK TOKEN log_contains count_in_log
+  worker_pid
+);
+
+use constant PROFILE_HIGH_RISK => '11111111-1111-1111-1111-111111111112';
+use constant TOKEN => 'test-token-5f0c1d2e3a4b';
+
+my $ROOT = File::Spec->rel2abs(dirname(__FILE__) . '/../..');
+my $JSON = JSON::PP->new->canonical;
+
+# A stable, readable target id for a test: "t-<name>" hashed into a uuid.
+sub target_uuid
+{
+	my ($name) = @_;
+	require Digest::MD5;
+	my $h = Digest::MD5::md5_hex($name);
+	return join '-', substr($h, 0, 8), substr($h, 8, 4), '4' . substr($h, 13, 3),
+	  '8' . substr($h, 17, 3), substr($h, 20, 12);
+}
+
+# Start the simulator.  Options: token, time_scale, shape, scan_id_in,
+# pagination, seed, tls_cert, tls_key, targets (list of {target_id, outcome}).
+sub start_simulator
+{
+	my (%opt) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir('sim');
+	my $portfile = "$dir/ports.json";
+	my @cmd = (
+		'/usr/bin/python3', "$ROOT/test/simulator/invicti_sim.py",
+		'--port', '0', '--control-port', '0',
+		'--port-file', $portfile,
+		'--token', $opt{token} // TOKEN,
+		'--time-scale', $opt{time_scale} // 0.05,
+		'--seed', $opt{seed} // 1,
+		'--log-file', "$dir/requests.jsonl");
+	push @cmd, '--shape', $opt{shape} if $opt{shape};
+	push @cmd, '--scan-id-in', $opt{scan_id_in} if $opt{scan_id_in};
+	push @cmd, '--pagination', $opt{pagination} if $opt{pagination};
+	push @cmd, '--forbidden-token', $opt{forbidden_token} if $opt{forbidden_token};
+	push @cmd, '--tls-cert', $opt{tls_cert}, '--tls-key', $opt{tls_key}
+	  if $opt{tls_cert};
+
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0)
+	{
+		open(STDOUT, '>', "$dir/stdout.log") or die;
+		open(STDERR, '>', "$dir/stderr.log") or die;
+		exec(@cmd) or die "exec: $!";
+	}
+	my $deadline = time() + 30;
+	while (!-s $portfile)
+	{
+		die "simulator did not start:\n" . slurp_file("$dir/stderr.log")
+		  if time() > $deadline || waitpid($pid, WNOHANG) == $pid;
+		sleep 0.05;
+	}
+	my $ports = decode_json(slurp_file($portfile));
+	my $sim = bless {
+		pid => $pid,
+		dir => $dir,
+		scheme => $opt{tls_cert} ? 'https' : 'http',
+		api_port => $ports->{api_port},
+		control_port => $ports->{control_port},
+		http => HTTP::Tiny->new(timeout => 30),
+	}, 'InvictiSim';
+	$sim->targets(@{ $opt{targets} }) if $opt{targets};
+	return $sim;
+}
+
+# A started node with the extension preloaded, created, and pointed at
+# the simulator.  Options: sim, settings (hashref of invicti_scan.* or any
+# other setting), allows_streaming, has_streaming, no_extension.
+sub new_node
+{
+	my ($name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => $opt{allows_streaming} // 0);
+	my %settings = (
+		shared_preload_libraries => "'invicti_scan'",
+		'invicti_scan.poll_interval' => "'1s'",
+		'invicti_scan.request_timeout' => "'3s'",
+		'invicti_scan.retry_max_delay' => "'2s'",
+		'invicti_scan.api_token' => "'" . TOKEN . "'",
+	);
+	$settings{'invicti_scan.base_url'} = "'" . $opt{sim}->api_url . "'"
+	  if $opt{sim};
+	%settings = (%settings, %{ $opt{settings} // {} });
+	$node->append_conf('postgresql.conf',
+		join('', map { "$_ = $settings{$_}\n" } sort keys %settings));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION invicti_scan')
+	  unless $opt{no_extension};
+	return $node;
+}
+
+# Queue one scan; returns its row id.
+sub launch
+{
+	my ($node, $target, $profile) = @_;
+	return $node->safe_psql('postgres',
+		    "SELECT invicti_launch_scan('$target', '"
+		  . ($profile // PROFILE_HIGH_RISK)
+		  . "')");
+}
+
+# Queue one scan per target in a single transaction; returns the row ids.
+sub launch_many
+{
+	my ($node, @targets) = @_;
+	my $values = join ',', map { "('$targets[$_]'::uuid, $_)" } 0 .. $#targets;
+	my $ids = $node->safe_psql('postgres',
+		"SELECT invicti_launch_scan(t, '" . PROFILE_HIGH_RISK . "')
+		 FROM (VALUES $values) v(t, n) ORDER BY n");
+	return split /\n/, $ids;
+}
+
+# Wait until a query returns 't' (default 60 s); fail the test if not.
+sub wait_for
+{
+	my ($node, $query, $what, $timeout) = @_;
+	my $deadline = time() + ($timeout // 60);
+	my $last = '';
+	while (time() < $deadline)
+	{
+		$last = $node->safe_psql('postgres', $query);
+		if ($last eq 't')
+		{
+			pass($what);
+			return 1;
+		}
+		sleep 0.2;
+	}
+	fail("$what (timed out; last answer: '$last')");
+	diag(scan_rows($node, 'true'));
+	return 0;
+}
+
+# Rows as text, for diagnostics and comparisons.
+sub scan_rows
+{
+	my ($node, $where) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT id, status, worker_state, scan_id, progress, last_error
+		 FROM invicti_scans WHERE $where ORDER BY id");
+}
+
+# One row as a hashref of column => text.
+sub scan_row
+{
+	my ($node, $id) = @_;
+	my $json = $node->safe_psql('postgres',
+		"SELECT row_to_json(s) FROM invicti_scans s WHERE id = $id");
+	return $json eq '' ? undef : decode_json($json);
+}
+
+sub log_contains
+{
+	my ($node, $pattern, $offset) = @_;
+	my $log = slurp_file($node->logfile, $offset // 0);
+	return $log =~ $pattern;
+}
+
+sub count_in_log
+{
+	my ($node, $pattern, $offset) = @_;
+	my $log = slurp_file($node->logfile, $offset // 0);
+	my $n = () = $log =~ /$pattern/g;
+	return $n;
+}
+
+sub worker_pid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker'");
+}
+
+package InvictiSim;
+
+use strict;
+use warnings;
+use JSON::PP;
+use Test::More;
+
+sub api_url
+{
+	my ($self) = @_;
+	return "$self->{scheme}://127.0.0.1:$self->{api_port}";
+}
+
+# Call the control API; returns the decoded JSON answer.
+sub control
+{
+	my ($self, $method, $path, $body) = @_;
+	my $res = $self->{http}->request(
+		$method,
+		"http://127.0.0.1:$self->{control_port}$path",
+		{
+			headers => { 'content-type' => 'application/json' },
+			defined $body ? (content => encode_json($body)) : (),
+		});
+	die "simulator control $method $path: $res->{status} $res->{content}"
+	  unless $res->{success};
+	return $res->{content} eq '' ? {} : decode_json($res->{content});
+}
+
+# Targets: list of hashrefs {target_id, outcome, ...}.
+sub targets
+{
+	my ($self, @targets) = @_;
+	return $self->control('PUT', '/_sim/targets', { targets => \@targets });
+}
+
+# Replace the fault rules (none = clear).
+sub faults
+{
+	my ($self, @rules) = @_;
+	return $self->control('DELETE', '/_sim/faults') unless @rules;
+	return $self->control('POST', '/_sim/faults', { rules => \@rules });
+}
+
+sub config
+{
+	my ($self, %changes) = @_;
+	return $self->control('POST', '/_sim/config', \%changes);
+}
+
+# Every request-log entry (optionally since a sequence number).
+sub log_entries
+{
+	my ($self, $since) = @_;
+	my @all;
+	my $seq = $since // 0;
+	while (1)
+	{
+		my $page = $self->control('GET', "/_sim/log?since=$seq");
+		push @all, @{ $page->{entries} };
+		last if !@{ $page->{entries} } || $page->{next_seq} == $seq;
+		$seq = $page->{next_seq};
+	}
+	return @all;
+}
+
+# Launch requests (POST /api/v1/scans) in the log.
+sub launches
+{
+	my ($self) = @_;
+	return grep { $_->{method} eq 'POST' && $_->{path} eq '/api/v1/scans' }
+	  $self->log_entries;
+}
+
+# Every scan the simulator ever created, keyed by scan_id.
+sub scans
+{
+	my ($self) = @_;
+	my $res = $self->control('GET', '/_sim/scans');
+	return { map { $_->{scan_id} => $_ } @{ $res->{scans} } };
+}
+
+sub outage
+{
+	my ($self, %what) = @_;
+	return $self->control('POST', '/_sim/outage', \%what);
+}
+
+sub stop
+{
+	my ($self) = @_;
+	return unless $self->{pid};
+	kill 'TERM', $self->{pid};
+	waitpid($self->{pid}, 0);
+	delete $self->{pid};
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	$self->stop;
+}
+
+1;
