@@ -1,0 +1,1289 @@
+#!/usr/bin/python3
+"""Tests of the Invicti API simulator (invicti_sim.py), stdlib unittest only.
+
+Every test talks to a real simulator subprocess over loopback.  Run:
+    /usr/bin/python3 -m unittest discover -s test/simulator -v
+    /usr/bin/python3 test/simulator/test_invicti_sim.py
+"""
+
+import email.utils
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM = os.path.join(HERE, "invicti_sim.py")
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+OPENSSL = shutil.which("openssl") or ("/usr/bin/openssl" if os.path.exists("/usr/bin/openssl")
+                                      else None)
+
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.sim-test-token.c2lnbmF0dXJl"
+FORBIDDEN = "0123456789abcdef-readonly"
+BUILTIN_TARGET = "2df49409-ee21-4080-9640-eb46f4610054"
+FULL_SCAN = "11111111-1111-1111-1111-111111111111"
+HIGH_RISK = "11111111-1111-1111-1111-111111111112"
+TIME_SCALE = 0.02          # seconds per time unit for the shared server
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+LEVEL = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+TERMINAL = {"completed", "failed", "aborted"}
+
+
+def tid(n):
+    """A deterministic target uuid for test number n."""
+    return f"aaaaaaaa-0000-4000-8000-{n:012d}"
+
+
+def expected_final_counts(target_id):
+    digest = hashlib.sha256(target_id.encode()).digest()
+    maxima = (3, 6, 8, 10, 12)
+    return {k: digest[i] % (maxima[i] + 1) for i, k in enumerate(SEVERITIES)}
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # lower-case names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Simulator:
+    """A simulator subprocess and HTTP helpers to talk to it."""
+
+    def __init__(self, *extra, token=TOKEN, forbidden=FORBIDDEN, time_scale=TIME_SCALE):
+        self.tmp = tempfile.mkdtemp(prefix="invicti_sim_test_")
+        port_file = os.path.join(self.tmp, "ports.json")
+        args = [PYTHON, SIM, "--port", "0", "--control-port", "0", "--port-file", port_file,
+                "--time-scale", str(time_scale)]
+        if token is not None:
+            args += ["--token", token]
+        if forbidden is not None:
+            args += ["--forbidden-token", forbidden]
+        self.token = token
+        self.tls = "--tls-cert" in extra
+        self.stderr_path = os.path.join(self.tmp, "stderr.log")
+        with open(self.stderr_path, "w", encoding="utf-8") as stderr:
+            self.proc = subprocess.Popen(args + list(extra), stdout=subprocess.PIPE,
+                                         stderr=stderr, text=True)
+        try:
+            wait_until(lambda: os.path.exists(port_file) or self.proc.poll() is not None,
+                       timeout=15, message="the port file")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"simulator exited: {self.stderr()}")
+            with open(port_file, encoding="utf-8") as f:
+                ports = json.load(f)
+        except BaseException:
+            self.stop()
+            raise
+        self.api_port = ports["api_port"]
+        self.control_port = ports["control_port"]
+        self.pid = ports["pid"]
+        self.ready_line = self.proc.stdout.readline()
+
+    def stderr(self):
+        with open(self.stderr_path, encoding="utf-8") as f:
+            return f.read()
+
+    def stop(self):
+        """Stop the process; returns what it wrote to stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        stderr = self.stderr()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return stderr
+
+    # -- raw HTTP --
+    def _connection(self, port, timeout, tls=False):
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ctx)
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def request(self, port, method, path, body=None, headers=None, timeout=10, tls=False):
+        conn = self._connection(port, timeout, tls)
+        try:
+            data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+            hdrs = dict(headers or {})
+            if data is not None:
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+    def api(self, method, path, body=None, token="default", headers=None, **kw):
+        hdrs = {"Accept": "application/json", "User-Agent": "sim-tests/1.0"}
+        token = self.token if token == "default" else token
+        if token is not None:
+            hdrs["X-Auth"] = token
+        hdrs.update(headers or {})
+        return self.request(self.api_port, method, "/api/v1" + path, body, hdrs,
+                            tls=self.tls, **kw)
+
+    def ctl(self, method, path, body=None, expect=200):
+        reply = self.request(self.control_port, method, "/_sim" + path, body)
+        if expect is not None and reply.status != expect:
+            raise AssertionError(f"control {method} {path}: {reply.status} {reply.body!r}")
+        return reply.json()
+
+    # -- scenario helpers --
+    def launch(self, target_id=BUILTIN_TARGET, profile_id=FULL_SCAN, expect=201):
+        reply = self.api("POST", "/scans", {
+            "user_authorized_to_scan": "yes", "target_id": target_id, "profile_id": profile_id,
+            "schedule": {"disable": False, "time_sensitive": False}})
+        if reply.status != expect:
+            raise AssertionError(f"launch: {reply.status} {reply.body!r}")
+        return reply
+
+    def launch_id(self, target_id=BUILTIN_TARGET, profile_id=FULL_SCAN):
+        return self.launch(target_id, profile_id).json()["scan_id"]
+
+    def add_targets(self, *specs):
+        return self.ctl("PUT", "/targets", {"targets": list(specs)})
+
+    def session(self, scan_id):
+        reply = self.api("GET", f"/scans/{scan_id}")
+        assert reply.status == 200, (reply.status, reply.body)
+        body = reply.json()
+        return body["scans"][0]["current_session"] if "scans" in body else body["current_session"]
+
+    def wait_status(self, scan_id, statuses, timeout=15):
+        statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+        return wait_until(lambda: (lambda s: s if s["status"] in statuses else None)(
+            self.session(scan_id)), timeout=timeout, message=f"{scan_id} in {statuses}")
+
+    def log(self, since=0):
+        return self.ctl("GET", f"/log?since={since}")
+
+    def faults(self, *rules, seed=None):
+        body = {"rules": list(rules)}
+        if seed is not None:
+            body["seed"] = seed
+        return self.ctl("POST", "/faults", body)
+
+
+class SimTestCase(unittest.TestCase):
+    """One shared simulator; state reset before each test."""
+    sim = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Simulator()
+
+    @classmethod
+    def tearDownClass(cls):
+        stderr = cls.sim.stop()
+        for marker in ("Traceback", "exception", "Error"):
+            if marker in stderr:
+                raise AssertionError(f"the simulator logged problems:\n{stderr[:3000]}")
+
+    def setUp(self):
+        self.sim.ctl("POST", "/reset")
+
+    def assertError(self, reply, status, reason=None):
+        self.assertEqual(reply.status, status, reply.body)
+        self.assertTrue(reply.headers["content-type"].startswith("application/json"))
+        body = reply.json()
+        self.assertEqual(body["code"], status)
+        self.assertIsInstance(body["reason"], str)
+        self.assertIsInstance(body["details"], list)
+        if reason is not None:
+            self.assertEqual(body["reason"], reason)
+        return body
+
+
+# ---------------------------------------------------------------------------
+# Endpoints
+# ---------------------------------------------------------------------------
+
+class EndpointTests(SimTestCase):
+
+    def test_startup_line_and_health(self):
+        self.assertIn(f"api=http://127.0.0.1:{self.sim.api_port}", self.sim.ready_line)
+        self.assertIn(f"control=http://127.0.0.1:{self.sim.control_port}", self.sim.ready_line)
+        health = self.sim.ctl("GET", "/health")
+        self.assertEqual(health["status"], "ok")
+        self.assertEqual(health["pid"], self.sim.pid)
+
+    def test_me(self):
+        reply = self.sim.api("GET", "/me")
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(reply.headers["content-type"], "application/json; charset=utf-8")
+        me = reply.json()
+        self.assertIn("user_id", me)
+        self.assertIn("email", me)
+
+    def test_auth_errors(self):
+        body = self.assertError(self.sim.api("GET", "/me", token=None), 401, "Unauthorized")
+        self.assertNotIn(TOKEN, json.dumps(body))
+        self.assertError(self.sim.api("GET", "/me", token="wrong"), 401, "Unauthorized")
+        self.assertError(self.sim.api("GET", "/scans/x", token=FORBIDDEN), 403, "Forbidden")
+        self.assertError(self.sim.api("POST", "/scans", {}, token=FORBIDDEN), 403)
+        auths = [e["auth"] for e in self.sim.log()["entries"]]
+        self.assertEqual(auths, ["missing", "bad", "forbidden", "forbidden"])
+        self.assertEqual(self.sim.ctl("GET", "/scans")["scans"], [])
+
+    def test_unknown_path_and_wrong_method(self):
+        self.assertError(self.sim.api("GET", "/nothing/here"), 404, "Object not found")
+        reply = self.sim.api("PUT", "/scans")
+        self.assertError(reply, 405)
+        self.assertEqual(reply.headers["allow"], "GET, POST")
+        self.assertError(self.sim.api("GET", "/scans/x/abort"), 405)
+        self.assertError(self.sim.api("GET", "/scans/00000000-0000-4000-8000-000000000000"),
+                         404, "Object not found")
+
+    def test_scanning_profiles(self):
+        profiles = self.sim.api("GET", "/scanning_profiles").json()["scanning_profiles"]
+        names = {p["profile_id"]: p["name"] for p in profiles}
+        self.assertEqual(names, {
+            FULL_SCAN: "Full Scan", HIGH_RISK: "High Risk",
+            "11111111-1111-1111-1111-111111111113": "SQL Injection",
+            "11111111-1111-1111-1111-111111111115": "Weak Passwords",
+            "11111111-1111-1111-1111-111111111116": "Cross-site Scripting",
+            "11111111-1111-1111-1111-111111111117": "Crawl Only"})
+
+    def _collect_pages(self, path, key, style, limit):
+        items, pages, cursor = [], 0, None
+        while True:
+            sep = "&" if "?" in path else "?"
+            url = f"{path}{sep}l={limit}" + (f"&c={cursor}" if cursor else "")
+            reply = self.sim.api("GET", url)
+            self.assertEqual(reply.status, 200, reply.body)
+            body = reply.json()
+            pag = body["pagination"]
+            self.assertLessEqual(len(body[key]), limit)
+            self.assertIn("count", pag)
+            self.assertIn("cursor_hash", pag)
+            self.assertIn("sort", pag)
+            items += body[key]
+            pages += 1
+            if style == "cursors":
+                self.assertNotIn("next_cursor", pag)
+                cursor = pag["cursors"][1] if len(pag["cursors"]) > 1 else None
+            else:
+                self.assertNotIn("cursors", pag)
+                cursor = pag["next_cursor"]
+            if cursor is None:
+                return items, pages, pag["count"]
+            self.assertLess(pages, 100, "pagination does not end")
+
+    def test_targets_paging_both_styles(self):
+        self.sim.add_targets(*[{"target_id": tid(i), "address": f"https://t{i}.test"}
+                               for i in range(1, 231)])
+        for style in ("cursors", "next_cursor"):
+            self.sim.ctl("POST", "/config", {"pagination": style})
+            targets, pages, count = self._collect_pages("/targets", "targets", style, 100)
+            self.assertEqual(pages, 3)
+            self.assertEqual(count, 231)
+            ids = [t["target_id"] for t in targets]
+            self.assertEqual(ids, [BUILTIN_TARGET] + [tid(i) for i in range(1, 231)])
+            for t in targets[:2]:
+                self.assertEqual(set(t) >= {"target_id", "address", "description",
+                                            "criticality"}, True)
+
+    def test_launch_response_and_scan_id_modes(self):
+        reply = self.sim.launch(profile_id=HIGH_RISK)
+        body = reply.json()
+        self.assertEqual(reply.status, 201)
+        self.assertEqual(reply.headers["location"], f"/api/v1/scans/{body['scan_id']}")
+        self.assertEqual(body["profile_id"], HIGH_RISK)
+        self.assertEqual(body["target_id"], BUILTIN_TARGET)
+        self.assertEqual(body["schedule"], {"disable": False, "time_sensitive": False,
+                                            "triggerable": False})
+        self.assertEqual((body["continuous"], body["incremental"], body["max_scan_time"]),
+                         (False, False, 0))
+        self.assertEqual(body["user_authorized_to_scan"], "yes")
+        self.assertRegex(body["next_run"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
+
+        self.sim.ctl("POST", "/config", {"scan_id_in": "location"})
+        reply = self.sim.launch()
+        self.assertNotIn("scan_id", reply.json())
+        scan_id = reply.headers["location"].rsplit("/", 1)[1]
+        self.assertEqual(self.sim.api("GET", f"/scans/{scan_id}").status, 200)
+
+        self.sim.ctl("POST", "/config", {"scan_id_in": "body"})
+        reply = self.sim.launch()
+        self.assertNotIn("location", reply.headers)
+        self.assertEqual(self.sim.api("GET", f"/scans/{reply.json()['scan_id']}").status, 200)
+        self.assertEqual(len(self.sim.ctl("GET", "/scans")["scans"]), 3)
+
+    def test_scan_ids_are_seeded(self):
+        first = [self.sim.launch_id() for _ in range(3)]
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual([self.sim.launch_id() for _ in range(3)], first)
+        self.assertEqual(len(set(first)), 3)
+
+    def test_launch_validation(self):
+        good = {"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
+                "profile_id": FULL_SCAN, "schedule": {"disable": False}}
+        self.assertError(self.sim.api("POST", "/scans", b"{not json"), 400)
+        self.assertError(self.sim.api("POST", "/scans", b"[1,2]"), 422)
+        cases = [
+            ({k: v for k, v in good.items() if k != "target_id"}, "target_id"),
+            (dict(good, target_id="not-a-uuid"), "target_id"),
+            (dict(good, profile_id=17), "profile_id"),
+            (dict(good, user_authorized_to_scan="no"), "user_authorized_to_scan"),
+            ({k: v for k, v in good.items() if k != "user_authorized_to_scan"},
+             "user_authorized_to_scan"),
+            ({k: v for k, v in good.items() if k != "schedule"}, "schedule"),
+            (dict(good, schedule={"disable": "no"}), "schedule.disable"),
+        ]
+        for body, field in cases:
+            with self.subTest(field=field):
+                err = self.assertError(self.sim.api("POST", "/scans", body), 422)
+                self.assertTrue(any(d.startswith(field + ":") for d in err["details"]),
+                                err["details"])
+        self.assertError(self.sim.api("POST", "/scans", dict(good, target_id=tid(999))),
+                         404, "Target not found")
+        self.assertError(self.sim.api("POST", "/scans", dict(
+            good, profile_id="11111111-1111-1111-1111-111111111114")),
+            404, "Scanning profile not found")
+        self.assertEqual(self.sim.ctl("GET", "/scans")["scans"], [])
+        launches = [e for e in self.sim.log()["entries"] if "created_scan_id" in e]
+        self.assertEqual(len(launches), 11)
+        self.assertTrue(all(e["created_scan_id"] is None for e in launches))
+        self.assertEqual(launches[-1]["profile_id"], "11111111-1111-1111-1111-111111111114")
+
+    def test_get_scan_both_shapes(self):
+        scan_id = self.sim.launch_id()
+        self.sim.wait_status(scan_id, "completed")
+        wrapped = self.sim.api("GET", f"/scans/{scan_id}").json()
+        self.assertEqual(list(wrapped), ["scans"])
+        self.assertEqual(len(wrapped["scans"]), 1)
+        item = wrapped["scans"][0]
+        self.assertEqual(item["scan_id"], scan_id)
+        session = item["current_session"]
+        self.assertEqual(set(session), {"scan_session_id", "status", "progress",
+                                        "severity_counts", "start_date", "end_date"})
+        self.assertEqual((session["status"], session["progress"]), ("completed", 100))
+
+        self.sim.ctl("POST", "/config", {"shape": "single"})
+        single = self.sim.api("GET", f"/scans/{scan_id}").json()
+        for key in ("scan_id", "target_id", "profile_id", "profile_name", "schedule", "target",
+                    "criticality", "manual_intervention", "next_run", "current_session"):
+            self.assertIn(key, single)
+        self.assertEqual(single["target"]["address"], "https://demo.testfire.net")
+        self.assertEqual(single["profile_name"], "Full Scan")
+        cs = single["current_session"]
+        counts = expected_final_counts(BUILTIN_TARGET)
+        self.assertEqual(cs["severity_counts"], counts)
+        threat = next((LEVEL[k] for k in SEVERITIES[:4] if counts[k]), 0)
+        self.assertEqual(cs["threat"], threat)
+        self.assertIn("event_level", cs)
+        self.assertIs(cs["acusensor"], False)
+        self.assertEqual(cs["scan_session_id"], session["scan_session_id"])
+
+    def test_list_scans_filter_and_paging(self):
+        self.sim.add_targets({"target_id": tid(1)}, {"target_id": tid(2), "outcome": "failed",
+                                                     "duration_scale": 1000})
+        made = []
+        for i in range(23):
+            target = tid(1) if i % 2 else tid(2)
+            profile = HIGH_RISK if i % 3 == 0 else FULL_SCAN
+            made.append((self.sim.launch_id(target, profile), target, profile))
+        for style in ("cursors", "next_cursor"):
+            self.sim.ctl("POST", "/config", {"pagination": style})
+            scans, pages, count = self._collect_pages("/scans", "scans", style, 5)
+            self.assertEqual((pages, count), (5, 23))
+            self.assertEqual([s["scan_id"] for s in scans], [m[0] for m in reversed(made)])
+            self.assertIn("profile_name", scans[0])   # list items use the single shape
+            expected = [m[0] for m in reversed(made) if m[1] == tid(1)]
+            scans, _, count = self._collect_pages(f"/scans?q=target_id:{tid(1)}", "scans",
+                                                  style, 4)
+            self.assertEqual(([s["scan_id"] for s in scans], count), (expected, len(expected)))
+            expected = [m[0] for m in reversed(made) if m[1] == tid(2) and m[2] == HIGH_RISK]
+            scans, _, _ = self._collect_pages(
+                f"/scans?q=target_id:{tid(2)};profile_id:{HIGH_RISK}", "scans", style, 100)
+            self.assertEqual([s["scan_id"] for s in scans], expected)
+        self.sim.wait_status(made[-2][0], "completed")     # the tid(1) scans are done,
+        reply = self.sim.api("GET", "/scans?q=status:scheduled,queued,starting,processing")
+        self.assertEqual(reply.json()["pagination"]["count"], 12)   # the tid(2) ones crawl
+        reply = self.sim.api("GET", "/scans?q=status:completed;target_id:" + tid(2))
+        self.assertEqual(reply.json()["pagination"]["count"], 0)
+        self.assertError(self.sim.api("GET", "/scans?l=0"), 400)
+        self.assertError(self.sim.api("GET", "/scans?l=101"), 400)
+        self.assertError(self.sim.api("GET", "/scans?l=abc"), 400)
+        self.assertError(self.sim.api("GET", "/scans?c=garbage!!"), 400)
+        self.assertError(self.sim.api("GET", "/scans?q=color:red"), 400)
+        self.assertError(self.sim.api("GET", "/scans?q=target_id"), 400)
+        self.sim.ctl("POST", "/config", {"pagination": "cursors"})
+        next_cursor = self.sim.api("GET", "/scans?l=5").json()["pagination"]["cursors"][1]
+        self.assertError(self.sim.api("GET", f"/scans?l=5&q=target_id:{tid(1)}&c={next_cursor}"),
+                         400)
+        self.assertError(self.sim.api("GET", f"/targets?c={next_cursor}"), 400)
+
+    def test_new_scans_do_not_shift_pages(self):
+        ids = [self.sim.launch_id() for _ in range(6)]
+        page1 = self.sim.api("GET", "/scans?l=3").json()
+        self.sim.launch_id()
+        page2 = self.sim.api("GET", f"/scans?l=3&c={page1['pagination']['cursors'][1]}").json()
+        self.assertEqual([s["scan_id"] for s in page2["scans"]], ids[2::-1])
+
+    def test_results_and_vulnerabilities(self):
+        self.sim.add_targets({"target_id": tid(5), "duration_scale": 10000},
+                             {"target_id": tid(6), "address": "https://shop.example.test/",
+                              "severity_counts": {"critical": 2, "high": 3, "medium": 4,
+                                                  "low": 5, "info": 6}})
+        waiting = self.sim.launch_id(tid(5))
+        results = self.sim.api("GET", f"/scans/{waiting}/results").json()
+        self.assertEqual(results["results"], [])
+        self.assertEqual(results["pagination"]["count"], 0)
+        self.assertNotIn("scan_session_id", self.sim.session(waiting))
+
+        scan_id = self.sim.launch_id(tid(6))
+        session = self.sim.wait_status(scan_id, "completed")
+        sid = session["scan_session_id"]
+        results = self.sim.api("GET", f"/scans/{scan_id}/results").json()["results"]
+        self.assertEqual(len(results), 1)
+        self.assertEqual(results[0]["result_id"], sid)
+        self.assertEqual(results[0]["scan_id"], scan_id)
+        self.assertEqual(results[0]["status"], "completed")
+        self.assertEqual(results[0]["start_date"], session["start_date"])
+        self.assertEqual(results[0]["end_date"], session["end_date"])
+
+        vulns, pages, count = self._collect_pages(
+            f"/scans/{scan_id}/results/{sid}/vulnerabilities", "vulnerabilities", "cursors", 7)
+        self.assertEqual((len(vulns), count, pages), (20, 20, 3))
+        by_level = {}
+        for v in vulns:
+            by_level[v["severity"]] = by_level.get(v["severity"], 0) + 1
+            self.assertEqual(set(v), {"vuln_id", "vt_id", "vt_name", "severity", "criticality",
+                                      "confidence", "affects_url", "affects_detail", "status",
+                                      "target_id", "loc_id", "first_seen", "last_seen",
+                                      "tags", "archived"})
+            self.assertIn(v["status"], ("open", "fixed", "ignored", "false_positive"))
+            self.assertTrue(v["affects_url"].startswith("https://shop.example.test/"))
+            self.assertEqual(v["target_id"], tid(6))
+        self.assertEqual(by_level, {4: 2, 3: 3, 2: 4, 1: 5, 0: 6})
+        self.assertEqual(len({v["vuln_id"] for v in vulns}), 20)
+        names = {v["vt_name"] for v in vulns}
+        self.assertTrue(names & {"SQL injection", "Blind SQL injection", "OS command injection",
+                                 "XML external entity injection"})
+
+        detail = self.sim.api(
+            "GET", f"/scans/{scan_id}/results/{sid}/vulnerabilities/{vulns[0]['vuln_id']}")
+        self.assertEqual(detail.status, 200)
+        detail = detail.json()
+        for key in ("request", "details", "highlights", "response_info", "description"):
+            self.assertIn(key, detail)
+        self.assertEqual(detail["vuln_id"], vulns[0]["vuln_id"])
+        base = f"/scans/{scan_id}/results"
+        self.assertError(self.sim.api("GET", f"{base}/{sid}/vulnerabilities/nope"), 404)
+        self.assertError(self.sim.api("GET", f"{base}/{tid(77)}/vulnerabilities"), 404)
+        self.assertError(self.sim.api("GET", f"/scans/{tid(77)}/results"), 404)
+
+        # Deterministic: same seed after a reset gives the same list.
+        self.sim.ctl("POST", "/reset")
+        self.sim.add_targets({"target_id": tid(5), "duration_scale": 10000},
+                             {"target_id": tid(6), "address": "https://shop.example.test/",
+                              "severity_counts": {"critical": 2, "high": 3, "medium": 4,
+                                                  "low": 5, "info": 6}})
+        self.sim.launch_id(tid(5))
+        again = self.sim.launch_id(tid(6))
+        self.assertEqual(again, scan_id)
+        self.sim.wait_status(again, "completed")
+        vulns2 = self.sim.api("GET", f"/scans/{again}/results/{sid}/vulnerabilities").json()
+        strip = lambda vs: [{k: v for k, v in x.items() if k not in ("first_seen", "last_seen")}
+                            for x in vs]
+        self.assertEqual(strip(vulns2["vulnerabilities"]), strip(vulns))
+
+    def test_vulnerability_counts_follow_progress(self):
+        self.sim.add_targets({"target_id": tid(8), "duration_scale": 50,
+                              "severity_counts": {"critical": 3, "high": 6, "medium": 8,
+                                                  "low": 10, "info": 12}})
+        scan_id = self.sim.launch_id(tid(8))
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "processing", "progress": 50})
+        session = self.sim.session(scan_id)
+        self.assertEqual(session["severity_counts"],
+                         {"critical": 1, "high": 3, "medium": 4, "low": 5, "info": 6})
+        vulns = self.sim.api(
+            "GET", f"/scans/{scan_id}/results/{session['scan_session_id']}/vulnerabilities"
+        ).json()["vulnerabilities"]
+        self.assertEqual(len(vulns), 19)
+        self.assertEqual(sum(v["severity"] == 4 for v in vulns), 1)
+
+
+# ---------------------------------------------------------------------------
+# Timeline and actions
+# ---------------------------------------------------------------------------
+
+class TimelineTests(SimTestCase):
+    UNIT = 0.04 * 10      # time_scale 0.04 s and duration_scale 10: 0.4 s per unit
+
+    EXPECTED = {
+        "completed": ["scheduled", "queued", "starting", "processing", "completed"],
+        "failed": ["scheduled", "queued", "starting", "processing", "failed"],
+        "aborted": ["scheduled", "queued", "starting", "processing", "aborting", "aborted"],
+        "paused": ["scheduled", "queued", "starting", "processing", "pausing", "paused"],
+        "unknown": ["scheduled", "queued", "starting", "processing", "under_review",
+                    "completed"],
+        "stuck_unknown": ["scheduled", "queued", "starting", "processing", "under_review"],
+    }
+
+    def test_every_outcome(self):
+        self.sim.ctl("POST", "/config", {"time_scale": 0.04})
+        scans = {}
+        for n, outcome in enumerate(self.EXPECTED, start=20):
+            self.sim.add_targets({"target_id": tid(n), "outcome": outcome,
+                                  "duration_scale": 10})
+            scans[outcome] = self.sim.launch_id(tid(n))
+        seen = {o: [] for o in scans}
+        progress = {o: [] for o in scans}
+        counts_seen = {o: [] for o in scans}
+        session_ids = {o: set() for o in scans}
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.api_port, timeout=10)
+        deadline = time.monotonic() + 20 * self.UNIT + 10
+        done = set()
+        while len(done) < len(scans) and time.monotonic() < deadline:
+            for outcome, scan_id in scans.items():
+                if outcome in done:
+                    continue
+                conn.request("GET", f"/api/v1/scans/{scan_id}", headers={"X-Auth": TOKEN})
+                s = json.loads(conn.getresponse().read())["scans"][0]["current_session"]
+                if not seen[outcome] or seen[outcome][-1] != s["status"]:
+                    seen[outcome].append(s["status"])
+                progress[outcome].append(s["progress"])
+                counts_seen[outcome].append(s["severity_counts"])
+                before_start = s["status"] in ("scheduled", "queued")
+                self.assertEqual("scan_session_id" in s, not before_start, s)
+                self.assertEqual("start_date" in s, not before_start, s)
+                self.assertEqual("end_date" in s, s["status"] in TERMINAL, s)
+                if "scan_session_id" in s:
+                    session_ids[outcome].add(s["scan_session_id"])
+                if seen[outcome] == self.EXPECTED[outcome] and (
+                        outcome not in ("paused", "stuck_unknown")
+                        or len(progress[outcome]) > 1):
+                    done.add(outcome)
+            time.sleep(0.01)
+        conn.close()
+        for outcome in scans:
+            with self.subTest(outcome=outcome):
+                self.assertEqual(seen[outcome], self.EXPECTED[outcome])
+                self.assertEqual(progress[outcome], sorted(progress[outcome]))
+                self.assertEqual(len(session_ids[outcome]), 1)
+                final = expected_final_counts(tid(20 + list(scans).index(outcome)))
+                for counts in counts_seen[outcome]:
+                    for key in SEVERITIES:
+                        self.assertLessEqual(counts[key], final[key])
+        last = {o: self.sim.session(s) for o, s in scans.items()}
+        self.assertEqual(last["completed"]["progress"], 100)
+        self.assertEqual(last["completed"]["severity_counts"], expected_final_counts(tid(20)))
+        self.assertLess(last["failed"]["progress"], 99)
+        self.assertEqual(last["unknown"]["progress"], 100)
+        self.assertEqual(last["stuck_unknown"]["status"], "under_review")
+        for outcome in ("completed", "failed", "aborted", "unknown"):
+            self.assertGreater(last[outcome]["end_date"], last[outcome]["start_date"])
+        # The control API sees the same scans.
+        control = {s["scan_id"]: s for s in self.sim.ctl("GET", "/scans")["scans"]}
+        self.assertEqual(control[scans["failed"]]["status"], "failed")
+        self.assertEqual(control[scans["paused"]]["scan_session_id"],
+                         last["paused"]["scan_session_id"])
+
+    def _slow_target(self, n, outcome="completed"):
+        self.sim.add_targets({"target_id": tid(n), "outcome": outcome, "duration_scale": 1000})
+
+    def test_abort(self):
+        self._slow_target(40)
+        scan_id = self.sim.launch_id(tid(40))
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "processing", "progress": 40})
+        reply = self.sim.api("POST", f"/scans/{scan_id}/abort")
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        session = self.sim.session(scan_id)
+        self.assertEqual((session["status"], session["progress"]), ("aborting", 40))
+        self.assertNotIn("end_date", session)
+        self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/abort").status, 204)
+        session = self.sim.wait_status(scan_id, "aborted")
+        self.assertEqual(session["progress"], 40)
+        self.assertIn("end_date", session)
+        err = self.assertError(self.sim.api("POST", f"/scans/{scan_id}/abort"), 409)
+        self.assertIn("aborted", err["details"][0])
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 409)
+
+        completed = self.sim.launch_id()
+        self.sim.wait_status(completed, "completed")
+        self.assertError(self.sim.api("POST", f"/scans/{completed}/abort"), 409)
+        self.assertError(self.sim.api("POST", f"/scans/{tid(99)}/abort"), 404)
+
+        early = self.sim.launch_id(tid(40))       # still scheduled: no session ever
+        self.assertEqual(self.sim.api("POST", f"/scans/{early}/abort").status, 204)
+        session = self.sim.wait_status(early, "aborted")
+        self.assertNotIn("scan_session_id", session)
+
+    def test_pause_and_resume(self):
+        self._slow_target(41)
+        scan_id = self.sim.launch_id(tid(41))
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 409)   # scheduled
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "processing", "progress": 90})
+        self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/pause").status, 204)
+        self.assertEqual(self.sim.session(scan_id)["status"], "pausing")
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 409)
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
+        session = self.sim.wait_status(scan_id, "paused")
+        self.assertEqual(session["progress"], 90)
+        self.assertNotIn("end_date", session)
+        # Resume: resuming, then processing continues from 90 (slowly: scale 1000).
+        self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/resume").status, 204)
+        self.assertEqual(self.sim.session(scan_id)["status"], "resuming")
+        session = self.sim.wait_status(scan_id, "processing")
+        self.assertGreaterEqual(session["progress"], 90)
+        self.assertLess(session["progress"], 100)
+
+    def test_paused_outcome_resumes_to_completion(self):
+        self.sim.add_targets({"target_id": tid(42), "outcome": "paused"})
+        scan_id = self.sim.launch_id(tid(42))
+        seen = []
+        session = wait_until(lambda: (lambda s: seen.append(s["status"]) or
+                                      (s if s["status"] == "paused" else None))(
+            self.sim.session(scan_id)), message="paused")
+        frozen = session["progress"]
+        self.assertGreater(frozen, 0)
+        time.sleep(5 * TIME_SCALE)
+        self.assertEqual(self.sim.session(scan_id)["status"], "paused")
+        self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/resume").status, 204)
+        seen = []
+        session = wait_until(lambda: (lambda s: seen.append(s["status"]) or
+                                      (s if s["status"] == "completed" else None))(
+            self.sim.session(scan_id)), message="completed after resume")
+        self.assertEqual(session["progress"], 100)
+        self.assertEqual(seen[0], "resuming")
+        self.assertEqual(session["severity_counts"], expected_final_counts(tid(42)))
+
+    def test_delete(self):
+        scan_id = self.sim.launch_id()
+        session = self.sim.wait_status(scan_id, "completed")
+        reply = self.sim.api("DELETE", f"/scans/{scan_id}")
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        for method, path in [("GET", f"/scans/{scan_id}"), ("DELETE", f"/scans/{scan_id}"),
+                             ("POST", f"/scans/{scan_id}/abort"),
+                             ("GET", f"/scans/{scan_id}/results"),
+                             ("GET", f"/scans/{scan_id}/results/{session['scan_session_id']}"
+                                     "/vulnerabilities")]:
+            with self.subTest(path=path):
+                self.assertError(self.sim.api(method, path), 404)
+        self.assertEqual(self.sim.api("GET", "/scans").json()["scans"], [])
+        control = self.sim.ctl("GET", f"/scans/{scan_id}")
+        self.assertIs(control["deleted"], True)
+        self.assertEqual(control["status"], "completed")
+
+    def test_force_pins_and_unpins(self):
+        self._slow_target(43)
+        scan_id = self.sim.launch_id(tid(43))
+        pinned = self.sim.ctl("POST", f"/scans/{scan_id}/force",
+                              {"status": "weird_new_status", "progress": 33})
+        self.assertTrue(pinned["pinned"])
+        session = self.sim.session(scan_id)
+        self.assertEqual((session["status"], session["progress"]), ("weird_new_status", 33))
+        self.assertIn("scan_session_id", session)
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "failed"})
+        self.assertIn("end_date", self.sim.session(scan_id))
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": None})
+        self.assertIn(self.sim.session(scan_id)["status"], ("scheduled", "queued"))
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": 5}, expect=400)
+        self.sim.ctl("POST", f"/scans/{tid(1)}/force", {"status": None}, expect=404)
+
+    def test_time_scale_change_keeps_scans_continuous(self):
+        self.sim.ctl("POST", "/config", {"time_scale": 1000})
+        scan_id = self.sim.launch_id()
+        time.sleep(0.2)
+        self.assertEqual(self.sim.session(scan_id)["status"], "scheduled")
+        self.sim.ctl("POST", "/config", {"time_scale": 0.01})
+        self.sim.wait_status(scan_id, "completed")
+
+
+# ---------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------
+
+LAUNCH_PATH = {"method": "POST", "path": "^/api/v1/scans$"}
+
+
+class FaultTests(SimTestCase):
+
+    def raw_exchange(self, request_bytes, timeout=10):
+        """Send raw bytes, read until EOF; returns everything received."""
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=timeout) as s:
+            s.sendall(request_bytes)
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+
+    def raw_get(self, path, extra=b""):
+        return (f"GET /api/v1{path} HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n".encode()
+                + extra + b"\r\n")
+
+    def scans_created(self):
+        return len(self.sim.ctl("GET", "/scans")["scans"])
+
+    def test_rule_validation_and_listing(self):
+        for bad in [{"fault": "nope"}, {"fault": "latency", "ms": -1},
+                    {"fault": "status", "status": 99}, {"fault": "drop", "when": "never"},
+                    {"fault": "html", "match": {"path": "("}}, {"fault": "empty", "bogus": 1},
+                    {"fault": "latency", "probability": 2},
+                    {"fault": "status", "retry_after": "date"}]:
+            with self.subTest(rule=bad):
+                self.sim.ctl("POST", "/faults", {"rules": [bad]}, expect=400)
+        rules = self.sim.faults({"fault": "status", "status": 503, "count": 2})["rules"]
+        self.assertEqual(rules[0]["remaining"], 2)
+        self.assertEqual(self.sim.ctl("DELETE", "/faults")["rules"], [])
+        self.assertEqual(self.sim.ctl("GET", "/faults")["rules"], [])
+
+    def test_latency_before(self):
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "latency", "ms": 300})
+        t0 = time.monotonic()
+        self.sim.launch()
+        self.assertGreaterEqual(time.monotonic() - t0, 0.29)
+        self.assertEqual(self.scans_created(), 1)
+        # A client that times out during a "before" delay has created nothing.
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "latency", "ms": 800})
+        body = {"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
+                "profile_id": FULL_SCAN, "schedule": {"disable": False}}
+        with self.assertRaises(socket.timeout):
+            self.sim.api("POST", "/scans", body, timeout=0.2)
+        entry = wait_until(lambda: [e for e in self.sim.log()["entries"]
+                                    if e["fault"] == "latency" and e["client_closed"]],
+                           message="log entry of the abandoned request")[0]
+        self.assertEqual(entry["status"], 0)
+        self.assertIsNone(entry["created_scan_id"])
+        self.assertEqual(self.scans_created(), 1)
+
+    def test_latency_after_creates_scan_unseen_by_client(self):
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "latency", "ms": 700, "when": "after"})
+        body = {"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
+                "profile_id": FULL_SCAN, "schedule": {"disable": False}}
+        with self.assertRaises(socket.timeout):
+            self.sim.api("POST", "/scans", body, timeout=0.2)
+        self.assertEqual(self.scans_created(), 1)
+        entry = wait_until(lambda: [e for e in self.sim.log()["entries"]
+                                    if e["fault"] == "latency"], message="log entry")[0]
+        self.assertEqual(entry["status"], 201)
+        self.assertTrue(entry["client_closed"])
+        scan = self.sim.ctl("GET", "/scans")["scans"][0]
+        self.assertEqual(entry["created_scan_id"], scan["scan_id"])
+        self.assertEqual(scan["request_seq"], entry["seq"])
+        self.assertGreaterEqual(entry["duration_ms"], 650)
+
+    def test_latency_jitter(self):
+        self.sim.faults({"match": {"path": "/me$"}, "fault": "latency", "ms": 100,
+                         "jitter_ms": 100})
+        t0 = time.monotonic()
+        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.099)
+
+    def test_status_with_retry_after(self):
+        self.sim.faults({"match": {"path": "/me$"}, "fault": "status", "status": 429,
+                         "retry_after": 7})
+        reply = self.sim.api("GET", "/me")
+        self.assertError(reply, 429)
+        self.assertEqual(reply.headers["retry-after"], "7")
+        self.sim.faults({"fault": "status", "status": 503, "retry_after": "date",
+                         "seconds": 120})
+        reply = self.sim.api("GET", "/scans")
+        self.assertError(reply, 503)
+        when = email.utils.parsedate_to_datetime(reply.headers["retry-after"]).timestamp()
+        self.assertAlmostEqual(when, time.time() + 120, delta=5)
+        for status in (500, 502, 504, 401, 403):
+            self.sim.faults({"fault": "status", "status": status})
+            self.assertError(self.sim.api("GET", "/me"), status)
+
+    def test_status_process_true_and_false(self):
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "status", "status": 502})
+        self.assertError(self.sim.launch(expect=502), 502)
+        self.assertEqual(self.scans_created(), 0)
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "status", "status": 500,
+                         "process": True})
+        self.assertError(self.sim.launch(expect=500), 500)
+        self.assertEqual(self.scans_created(), 1)
+        entries = self.sim.log()["entries"]
+        self.assertIsNone(entries[0]["created_scan_id"])
+        self.assertEqual(entries[1]["created_scan_id"],
+                         self.sim.ctl("GET", "/scans")["scans"][0]["scan_id"])
+        self.assertEqual([e["status"] for e in entries], [502, 500])
+        self.assertEqual([e["fault"] for e in entries], ["status", "status"])
+
+    def test_drop_before_and_after(self):
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "drop"})
+        with self.assertRaises(http.client.RemoteDisconnected):
+            self.sim.launch()
+        self.assertEqual(self.scans_created(), 0)
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "drop", "when": "after"})
+        with self.assertRaises(http.client.RemoteDisconnected):
+            self.sim.launch()
+        self.assertEqual(self.scans_created(), 1)
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "drop", "reset": True})
+        with self.assertRaises((ConnectionResetError, http.client.RemoteDisconnected)):
+            self.sim.launch()
+        entries = self.sim.log()["entries"]
+        self.assertEqual([e["status"] for e in entries], [0, 0, 0])
+        self.assertIsNone(entries[0]["created_scan_id"])
+        self.assertIsNotNone(entries[1]["created_scan_id"])
+
+    def test_truncate(self):
+        scan_id = self.sim.launch_id()
+        self.sim.faults({"match": {"method": "GET"}, "fault": "truncate"})
+        data = self.raw_exchange(self.raw_get(f"/scans/{scan_id}"))
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"))
+        length = int([line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")][0])
+        self.assertGreater(length, len(body))
+        self.assertGreater(len(body), 0)
+        with self.assertRaises(http.client.IncompleteRead):
+            self.sim.api("GET", "/me")
+        # Body-less responses (204) are cut inside the header block.
+        self.sim.faults({"match": {"method": "POST"}, "fault": "truncate"})
+        data = self.raw_exchange((f"POST /api/v1/scans/{scan_id}/abort HTTP/1.1\r\nHost: x\r\n"
+                                  f"X-Auth: {TOKEN}\r\nContent-Length: 0\r\n\r\n").encode())
+        self.assertNotIn(b"\r\n\r\n", data)
+
+    def test_garbage(self):
+        self.sim.faults({"match": {"path": "/me$"}, "fault": "garbage", "bytes": 300})
+        reply = self.sim.api("GET", "/me")
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(reply.headers["content-type"], "application/json")
+        self.assertEqual(len(reply.body), 300)
+        with self.assertRaises(ValueError):
+            json.loads(reply.body)
+        self.sim.faults({"match": LAUNCH_PATH, "fault": "garbage", "status": 201})
+        self.assertEqual(self.sim.launch().status, 201)
+        self.assertEqual(self.scans_created(), 1)
+
+    def test_html(self):
+        self.sim.faults({"fault": "html"})
+        reply = self.sim.launch(expect=502)
+        self.assertEqual(reply.headers["content-type"], "text/html")
+        self.assertIn(b"<html>", reply.body)
+        self.assertIn(b"502 Bad Gateway", reply.body)
+        self.sim.faults({"fault": "html", "status": 504})
+        self.assertEqual(self.sim.api("GET", "/me").status, 504)
+        self.assertEqual(self.scans_created(), 0)
+
+    def test_empty(self):
+        self.sim.faults({"fault": "empty"})
+        reply = self.sim.launch()
+        self.assertEqual((reply.status, reply.body, reply.headers["content-length"]),
+                         (201, b"", "0"))
+        self.assertEqual(self.scans_created(), 1)
+        reply = self.sim.api("GET", "/me")
+        self.assertEqual((reply.status, reply.body), (200, b""))
+
+    def test_huge(self):
+        scan_id = self.sim.launch_id()
+        size = 20_000_000
+        self.sim.faults({"match": {"method": "GET"}, "fault": "huge", "bytes": size})
+        reply = self.sim.api("GET", f"/scans/{scan_id}", timeout=60)
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(len(reply.body), size)
+        body = reply.json()
+        self.assertEqual(body["scans"][0]["scan_id"], scan_id)
+        self.assertGreater(len(body["_sim_padding"]), size - 1000)
+        # A body-less 204 becomes a padded 200 object.
+        self.sim.faults({"match": {"method": "POST"}, "fault": "huge", "bytes": 1000})
+        reply = self.sim.api("POST", f"/scans/{scan_id}/abort")
+        self.assertEqual((reply.status, len(reply.body)), (200, 1000))
+        json.loads(reply.body)
+
+    def test_huge_client_gives_up(self):
+        self.sim.faults({"fault": "huge", "bytes": 500_000_000})
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
+            s.sendall(self.raw_get("/me"))
+            self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
+        entry = wait_until(lambda: self.sim.log()["entries"], message="huge log entry")[0]
+        self.assertTrue(entry["client_closed"])
+        self.assertEqual(self.sim.ctl("GET", "/health")["status"], "ok")
+
+    def test_slow_drip(self):
+        self.sim.faults({"match": {"path": "/me$"}, "fault": "slow_drip", "bytes_per_sec": 400})
+        t0 = time.monotonic()
+        reply = self.sim.api("GET", "/me")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(reply.status, 200)
+        self.assertGreater(elapsed, len(reply.body) / 400 * 0.6)
+        self.assertIn("user_id", reply.json())
+        # After 0.5 s at 10 bytes/s only a few body bytes have arrived; hang up.
+        self.sim.faults({"match": {"path": "/me$"}, "fault": "slow_drip", "bytes_per_sec": 10})
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
+            s.sendall(f"GET /api/v1/me HTTP/1.1\r\nX-Auth: {TOKEN}\r\n\r\n".encode())
+            deadline, data = time.monotonic() + 0.5, b""
+            while time.monotonic() < deadline:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    data += s.recv(4096)
+                except socket.timeout:
+                    break
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"))
+        self.assertLess(len(body), 20)
+        entry = wait_until(lambda: self.sim.log()["entries"][1:], message="drip log")[0]
+        self.assertTrue(entry["client_closed"])
+
+    def test_count_limited_rule(self):
+        self.sim.faults({"match": {"path": "/me$"}, "fault": "status", "status": 503,
+                         "count": 2})
+        statuses = [self.sim.api("GET", "/me").status for _ in range(4)]
+        self.assertEqual(statuses, [503, 503, 200, 200])
+        rule = self.sim.ctl("GET", "/faults")["rules"][0]
+        self.assertEqual((rule["remaining"], rule["applied"]), (0, 2))
+
+    def test_first_matching_rule_applies(self):
+        self.sim.faults({"match": {"method": "POST"}, "fault": "status", "status": 500},
+                        {"match": {"path": "^/api/v1/me$"}, "fault": "status", "status": 418},
+                        {"fault": "status", "status": 503})
+        self.assertEqual(self.sim.api("GET", "/me").status, 418)
+        self.assertEqual(self.sim.launch(expect=500).status, 500)
+        self.assertEqual(self.sim.api("GET", "/scans").status, 503)
+
+    def test_probability_is_seeded(self):
+        def pattern():
+            self.sim.faults({"match": {"path": "/me$"}, "fault": "status", "status": 500,
+                             "probability": 0.5}, seed=42)
+            return [self.sim.api("GET", "/me").status for _ in range(40)]
+        first = pattern()
+        self.assertEqual(first, pattern())
+        self.assertIn(500, first)
+        self.assertIn(200, first)
+        self.assertEqual(self.sim.ctl("GET", "/faults")["rules"][0]["applied"],
+                         first.count(500))
+
+    def test_faults_apply_to_unauthenticated_requests_too(self):
+        self.sim.faults({"fault": "status", "status": 503, "count": 1})
+        self.assertError(self.sim.api("GET", "/me", token=None), 503)
+        self.assertError(self.sim.api("GET", "/me", token=None), 401)
+
+
+# ---------------------------------------------------------------------------
+# Outage, log, stats, config, HTTP behaviour
+# ---------------------------------------------------------------------------
+
+class ServerTests(SimTestCase):
+
+    def _refused(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=2).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    def test_outage_for_seconds(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.api_port, timeout=5)
+        conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+        self.assertEqual(conn.getresponse().read() and 200, 200)
+        state = self.sim.ctl("POST", "/outage", {"seconds": 1.5})
+        self.assertTrue(state["down"])
+        self.assertIsNotNone(state["until"])
+        self.assertTrue(self._refused())
+        with self.assertRaises((ConnectionError, http.client.HTTPException)):
+            conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+            conn.getresponse()
+        conn.close()
+        self.assertEqual(self.sim.ctl("GET", "/health")["api_down"], True)
+        wait_until(lambda: not self._refused(), timeout=10, message="api port back")
+        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertFalse(self.sim.ctl("GET", "/outage")["down"])
+
+    def test_outage_manual(self):
+        self.assertTrue(self.sim.ctl("POST", "/outage", {"down": True})["down"])
+        self.assertTrue(self._refused())
+        time.sleep(0.3)
+        self.assertTrue(self._refused())
+        self.assertFalse(self.sim.ctl("POST", "/outage", {"down": False})["down"])
+        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.sim.ctl("POST", "/outage", {"down": True})
+        self.sim.ctl("POST", "/reset")           # a reset also ends the outage
+        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.sim.ctl("POST", "/outage", {"bogus": 1}, expect=400)
+
+    def test_request_log(self):
+        scan_id = self.sim.launch_id()
+        self.sim.api("GET", f"/scans/{scan_id}?x=1", headers={"Accept": "application/json"})
+        self.sim.api("GET", "/me", token="not-the-token")
+        log = self.sim.log()
+        entries = log["entries"]
+        self.assertEqual([e["seq"] for e in entries], [1, 2, 3])
+        self.assertEqual(log["next_seq"], 4)
+        launch, get, me = entries
+        for e in entries:
+            for key in ("seq", "time", "method", "path", "query", "status", "fault",
+                        "duration_ms", "auth", "user_agent", "accept", "content_type"):
+                self.assertIn(key, e)
+        self.assertEqual((launch["method"], launch["path"], launch["status"]),
+                         ("POST", "/api/v1/scans", 201))
+        self.assertEqual((launch["target_id"], launch["profile_id"], launch["created_scan_id"]),
+                         (BUILTIN_TARGET, FULL_SCAN, scan_id))
+        self.assertEqual(launch["content_type"], "application/json")
+        self.assertEqual(self.sim.ctl("GET", f"/scans/{scan_id}")["request_seq"], 1)
+        self.assertEqual((get["path"], get["query"], get["auth"], get["user_agent"],
+                          get["accept"]),
+                         (f"/api/v1/scans/{scan_id}", "x=1", "ok", "sim-tests/1.0",
+                          "application/json"))
+        self.assertNotIn("created_scan_id", get)
+        self.assertEqual((me["status"], me["auth"]), (401, "bad"))
+        self.assertIsNone(get["fault"])
+        later = self.sim.log(since=3)
+        self.assertEqual([e["seq"] for e in later["entries"]], [3])
+        self.assertEqual(self.sim.log(since=4)["entries"], [])
+        self.assertEqual(self.sim.log(since=4)["next_seq"], 4)
+        everything = json.dumps([self.sim.log(), self.sim.ctl("GET", "/stats"),
+                                 self.sim.ctl("GET", "/config"), self.sim.ctl("GET", "/scans"),
+                                 self.sim.ctl("GET", "/health")])
+        self.assertNotIn(TOKEN, everything)
+        self.assertNotIn(FORBIDDEN, everything)
+        self.assertNotIn("not-the-token", everything)
+
+    def test_stats(self):
+        scan_id = self.sim.launch_id()
+        for _ in range(3):
+            self.sim.api("GET", f"/scans/{scan_id}")
+        self.sim.api("GET", "/nowhere")
+        stats = self.sim.ctl("GET", "/stats")
+        self.assertEqual(stats["total"], 5)
+        self.assertEqual(stats["counts"], {"POST /api/v1/scans 201": 1,
+                                           "GET /api/v1/scans/{scan_id} 200": 3,
+                                           "GET (unmatched) 404": 1})
+
+    def test_config(self):
+        config = self.sim.ctl("GET", "/config")
+        self.assertEqual((config["shape"], config["scan_id_in"], config["pagination"]),
+                         ("wrapped", "body+location", "cursors"))
+        self.assertEqual((config["token_set"], config["forbidden_token_set"]), (True, True))
+        self.sim.ctl("POST", "/config", {"shape": "round"}, expect=400)
+        self.sim.ctl("POST", "/config", {"colour": "red"}, expect=400)
+        self.sim.ctl("POST", "/config", {"time_scale": 0}, expect=400)
+        config = self.sim.ctl("POST", "/config", {"token": "new-token", "forbidden_token": None})
+        self.assertFalse(config["forbidden_token_set"])
+        self.assertEqual(self.sim.api("GET", "/me", token="new-token").status, 200)
+        self.assertEqual(self.sim.api("GET", "/me").status, 401)
+        self.assertEqual(self.sim.api("GET", "/me", token=FORBIDDEN).status, 401)
+        self.sim.ctl("POST", "/config", {"token": None})
+        self.assertEqual(self.sim.api("GET", "/me", token=None).status, 200)
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertEqual(self.sim.api("GET", "/me", token="new-token").status, 401)
+
+    def test_control_targets(self):
+        self.sim.add_targets({"target_id": tid(1), "outcome": "failed", "address": "https://a",
+                              "duration_scale": 2.5})
+        self.sim.add_targets({"target_id": tid(1), "outcome": "aborted"})
+        targets = self.sim.ctl("GET", "/targets")["targets"]
+        self.assertEqual([t["target_id"] for t in targets], [BUILTIN_TARGET, tid(1)])
+        self.assertTrue(targets[0]["builtin"])
+        self.assertEqual(targets[1]["outcome"], "aborted")
+        for bad in [{"target_id": "x"}, {"target_id": tid(2), "outcome": "exploded"},
+                    {"target_id": tid(2), "duration_scale": 0}, {"target_id": tid(2), "x": 1}]:
+            with self.subTest(target=bad):
+                self.sim.ctl("PUT", "/targets", {"targets": [bad]}, expect=400)
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(len(self.sim.ctl("GET", "/targets")["targets"]), 1)
+
+    def test_control_errors(self):
+        self.sim.ctl("GET", "/nowhere", expect=404)
+        self.sim.ctl("DELETE", "/health", expect=405)
+        self.sim.ctl("PUT", "/targets", None, expect=400)
+        reply = self.sim.request(self.sim.control_port, "PUT", "/_sim/targets", b"{bad")
+        self.assertEqual(reply.status, 400)
+        self.sim.ctl("GET", "/log?since=x", expect=400)
+        self.sim.ctl("GET", f"/scans/{tid(1)}", expect=404)
+
+    def test_keep_alive_and_pipelining(self):
+        scan_id = self.sim.launch_id()
+        body = json.dumps({"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
+                           "profile_id": FULL_SCAN, "schedule": {"disable": False}}).encode()
+        requests = (
+            f"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
+            f"GET /api/v1/scans/{scan_id} HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
+            f"POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body + (
+            f"GET /api/v1/nowhere HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
+            f"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n"
+            "Connection: close\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
+            s.sendall(requests)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+        self.assertEqual(statuses, [200, 200, 201, 404, 200])
+        # Same, one byte at a time, with a fault in the middle to exercise ordering.
+        self.sim.faults({"match": {"path": "/nowhere$"}, "fault": "latency", "ms": 200})
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
+            for i in range(len(requests)):
+                s.send(requests[i:i + 1])
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+        self.assertEqual(statuses, [200, 200, 201, 404, 200])
+
+    def test_keep_alive_connection_reused(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.api_port, timeout=5)
+        for _ in range(20):
+            conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            resp.read()
+        conn.close()
+
+    def test_bad_http(self):
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=5) as s:
+            s.sendall(b"NONSENSE\r\n\r\n")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 400"))
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=5) as s:
+            s.sendall(b"POST /api/v1/scans HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 411"))
+        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=5) as s:
+            s.sendall(f"POST /api/v1/scans HTTP/1.1\r\nX-Auth: {TOKEN}\r\nContent-Length: 5"
+                      "\r\nExpect: 100-continue\r\n\r\n".encode())
+            self.assertEqual(s.recv(4096), b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(b"{bad}")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 400"))
+
+
+# ---------------------------------------------------------------------------
+# Command-line options (separate simulator processes)
+# ---------------------------------------------------------------------------
+
+class CommandLineTests(unittest.TestCase):
+
+    def test_startup_options(self):
+        tmp = tempfile.mkdtemp(prefix="invicti_sim_cli_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        targets_file = os.path.join(tmp, "targets.json")
+        log_file = os.path.join(tmp, "requests.jsonl")
+        with open(targets_file, "w", encoding="utf-8") as f:
+            json.dump({"targets": [{"target_id": tid(3), "outcome": "failed"}]}, f)
+        sim = Simulator("--no-auth", "--shape", "single", "--scan-id-in", "location",
+                        "--pagination", "next_cursor", "--seed", "7",
+                        "--targets-file", targets_file, "--log-file", log_file,
+                        "--log-cap", "20", token=None, forbidden=None)
+        try:
+            config = sim.ctl("GET", "/config")
+            self.assertEqual((config["shape"], config["scan_id_in"], config["pagination"],
+                              config["seed"], config["token_set"]),
+                             ("single", "location", "next_cursor", 7, False))
+            reply = sim.launch(tid(3))
+            self.assertNotIn("scan_id", reply.json())
+            scan_id = reply.headers["location"].rsplit("/", 1)[1]
+            body = sim.api("GET", f"/scans/{scan_id}").json()
+            self.assertEqual(body["scan_id"], scan_id)
+            self.assertEqual(body["target"]["address"], f"https://{tid(3)[:8]}.sim.invicti.test")
+            sim.wait_status(scan_id, "failed")
+            pag = sim.api("GET", "/scans").json()["pagination"]
+            self.assertIsNone(pag["next_cursor"])
+            sim.ctl("POST", "/reset")
+            self.assertEqual(len(sim.ctl("GET", "/targets")["targets"]), 2)
+            with open(log_file, encoding="utf-8") as f:
+                lines = [json.loads(line) for line in f]
+            self.assertEqual(lines[0]["method"], "POST")
+            self.assertEqual(lines[0]["created_scan_id"], scan_id)
+            # The in-memory log keeps the newest --log-cap entries and says so.
+            for _ in range(30):
+                sim.api("GET", "/me")
+            log = sim.log()
+            self.assertGreater(log["dropped"], 0)
+            self.assertEqual(log["entries"][0]["seq"], log["first_seq"])
+            self.assertEqual(log["first_seq"], log["dropped"] + 1)
+            self.assertEqual(log["entries"][-1]["seq"], 30)
+            self.assertLessEqual(len(log["entries"]), 22)
+            self.assertEqual(len(log["entries"]), log["next_seq"] - log["first_seq"])
+            t0 = time.monotonic()
+            sim.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(sim.proc.wait(timeout=10), 0)
+            self.assertLess(time.monotonic() - t0, 5)
+        finally:
+            sim.stop()
+
+    def test_seed_changes_ids(self):
+        a, b = Simulator("--seed", "1"), Simulator("--seed", "2")
+        try:
+            self.assertNotEqual(a.launch_id(), b.launch_id())
+        finally:
+            a.stop()
+            b.stop()
+
+    def test_bad_arguments(self):
+        for args in ([], ["--token", "x", "--shape", "round"], ["--token", "x", "--tls-cert", "c"]):
+            with self.subTest(args=args):
+                proc = subprocess.run([PYTHON, SIM] + args, capture_output=True, text=True,
+                                      timeout=30)
+                self.assertEqual(proc.returncode, 2)
+
+    @unittest.skipIf(OPENSSL is None, "openssl is not installed: cannot make a test certificate")
+    def test_tls(self):
+        tmp = tempfile.mkdtemp(prefix="invicti_sim_tls_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-days", "1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True, timeout=60)
+        sim = Simulator("--tls-cert", cert, "--tls-key", key)
+        try:
+            self.assertIn(f"api=https://127.0.0.1:{sim.api_port}", sim.ready_line)
+            scan_id = sim.launch_id()
+            self.assertEqual(sim.api("GET", f"/scans/{scan_id}").status, 200)
+            # Verified against the certificate, too.
+            ctx = ssl.create_default_context(cafile=cert)
+            conn = http.client.HTTPSConnection("127.0.0.1", sim.api_port, context=ctx,
+                                               timeout=10)
+            conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+            with self.assertRaises((ConnectionError, http.client.HTTPException, OSError)):
+                sim.request(sim.api_port, "GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+            self.assertTrue(sim.ctl("GET", "/config")["tls"])      # control stays plain
+            sim.faults({"fault": "drop", "count": 1})
+            with self.assertRaises((ConnectionError, http.client.HTTPException, ssl.SSLError)):
+                sim.api("GET", "/me")
+            sim.ctl("POST", "/outage", {"seconds": 0.5})
+            wait_until(lambda: not sim.ctl("GET", "/outage")["down"], message="tls back")
+            self.assertEqual(sim.api("GET", "/me").status, 200)
+        finally:
+            sim.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
