@@ -132,9 +132,9 @@ api_pause_success(void)
 void
 api_pause_reset(void)
 {
+	/* the episode goes on (no second WARNING) until a request succeeds */
 	paused_until = 0;
 	auth_streak = rate_limit_streak = 0;
-	auth_warned = rate_limit_logged = false;
 }
 
 TimestampTz

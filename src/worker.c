@@ -230,6 +230,9 @@ record_verdicts(void)
 		jobs_discard_waiting();
 		return;
 	}
+	/* launch and reconcile verdicts reschedule table work: look again */
+	if (jobs_waiting_need_durability())
+		claim_needed = true;
 	jobs_record(record_one_by_one ? 1 : 0);
 	store_commit();
 	jobs_recorded();

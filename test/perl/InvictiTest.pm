@@ -143,14 +143,15 @@ sub launch_many
 sub wait_for
 {
 	my ($node, $query, $what, $timeout) = @_;
-	my $deadline = time() + ($timeout // 60);
+	my $start = time();
+	my $deadline = $start + ($timeout // 60);
 	my $last = '';
 	while (time() < $deadline)
 	{
 		$last = $node->safe_psql('postgres', $query);
 		if ($last eq 't')
 		{
-			pass($what);
+			pass(sprintf('%s (%.1f s)', $what, time() - $start));
 			return 1;
 		}
 		sleep 0.2;
