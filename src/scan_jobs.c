@@ -454,7 +454,10 @@ gather_candidates(Job *job, ListPage *page)
 {
 	int			i;
 	TimestampTz earliest = job->attempt_at - (TimestampTz) RECONCILE_CLOCK_SKEW_MS * 1000;
+	MemoryContext old;
 
+	/* the list outlives this page's request context */
+	old = MemoryContextSwitchTo(job->cxt);
 	for (i = 0; i < page->n_items; i++)
 	{
 		pg_uuid_t	id;
@@ -472,12 +475,13 @@ gather_candidates(Job *job, ListPage *page)
 			continue;
 		if (st.has_created && st.created < earliest)
 			continue;
-		c = MemoryContextAlloc(job->cxt, sizeof(Candidate));
+		c = palloc(sizeof(Candidate));
 		c->scan_id = id;
 		c->has_created = st.has_created;
 		c->created = st.created;
 		job->candidates = lappend(job->candidates, c);
 	}
+	MemoryContextSwitchTo(old);
 }
 
 static bool

@@ -261,10 +261,17 @@ sub log_entries
 	{
 		my $page = $self->control('GET', "/_sim/log?since=$seq");
 		push @all, @{ $page->{entries} };
-		last if !@{ $page->{entries} } || $page->{next_seq} == $seq;
+		last unless $page->{more};
 		$seq = $page->{next_seq};
 	}
 	return @all;
+}
+
+# The sequence number the next logged request will get.
+sub next_seq
+{
+	my ($self) = @_;
+	return $self->control('GET', '/_sim/log?since=999999999999')->{next_seq};
 }
 
 # Launch requests (POST /api/v1/scans) in the log.

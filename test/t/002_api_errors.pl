@@ -106,7 +106,7 @@ for my $case ([ 'seconds', { retry_after => 3 } ],
 	[ 'no Retry-After', {} ])
 {
 	my ($name, $extra) = @$case;
-	my $seq = ($sim->log_entries)[-1]{seq};
+	my $seq = $sim->next_seq;
 	$sim->faults({ match => { method => 'POST' }, fault => 'status',
 		status => 429, count => 1, %$extra });
 	my $id = launch($node, $done);
@@ -163,7 +163,7 @@ wait_for($node, "SELECT status = 'completed' FROM invicti_scans WHERE id = $long
 	'the long scan completes despite every fault');
 
 # --- 503 on launch: provably not processed, resent without reconciliation --
-my $seq = ($sim->log_entries)[-1]{seq};
+my $seq = $sim->next_seq;
 $sim->faults({ match => { method => 'POST' }, fault => 'status', status => 503, count => 1 });
 my $id = launch($node, $done);
 wait_for($node, "SELECT scan_id IS NOT NULL FROM invicti_scans WHERE id = $id",
