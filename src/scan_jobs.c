@@ -606,10 +606,11 @@ record_reconcile(Job *job)
 	foreach(lc, job->candidates)
 	{
 		Candidate  *c = lfirst(lc);
+		int64		holder;
 
 		if (store_scan_id_known(&c->scan_id))
 			continue;
-		if (store_reconcile_adopt(job->row_id, &c->scan_id))
+		if (store_reconcile_adopt(job->row_id, &c->scan_id, &holder) == ADOPTED)
 		{
 			job->scan_id = c->scan_id;
 			job->schedule_new = true;
@@ -624,18 +625,37 @@ record_reconcile(Job *job)
 }
 
 static void
+record_launched(Job *job)
+{
+	int64		holder;
+
+	switch (store_launch_ok(job->row_id, &job->scan_id, &holder))
+	{
+		case ADOPTED:
+			job->schedule_new = true;
+			break;
+		case SCAN_ID_TAKEN:
+			/* the server repeated an id: it is inconsistent, so do not resend */
+			store_launch_failed(job->row_id,
+								psprintf("launch: Invicti answered with scan id %s, which row " INT64_FORMAT " already tracks; not launching again",
+										 uuid_to_text(&job->scan_id), holder));
+			break;
+		case ROW_MOVED_ON:
+			ereport(WARNING,
+					(errmsg("invicti_scan: Invicti created scan %s for row " INT64_FORMAT ", but the row no longer waits for it",
+							uuid_to_text(&job->scan_id), job->row_id),
+					 errhint("If the row was deleted, abort or delete the scan in Invicti.")));
+			break;
+	}
+}
+
+static void
 record(Job *job)
 {
 	switch (job->verdict)
 	{
 		case V_LAUNCHED:
-			if (store_launch_ok(job->row_id, &job->scan_id))
-				job->schedule_new = true;
-			else
-				ereport(WARNING,
-						(errmsg("invicti_scan: Invicti created scan %s for row " INT64_FORMAT ", but the row no longer waits for it",
-								uuid_to_text(&job->scan_id), job->row_id),
-						 errhint("If the row was deleted, abort or delete the scan in Invicti.")));
+			record_launched(job);
 			break;
 		case V_LAUNCH_RETRY:
 			store_launch_retry(job->row_id, job->retry_at, job->message);
@@ -754,7 +774,13 @@ jobs_record_failed(void)
 			continue;
 		job->recording = false;
 		job->schedule_new = job->schedule_remove = false;
-		if (++job->record_failures >= MAX_RECORD_FAILURES)
+		if (++job->record_failures < MAX_RECORD_FAILURES)
+		{
+			/* to the back of the queue: the others get their turn first */
+			dlist_delete(&job->node);
+			dlist_push_tail(&waiting, &job->node);
+		}
+		else
 		{
 			/*
 			 * Give up on this verdict.  A launch row stays 'sending' and is

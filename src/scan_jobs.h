@@ -29,9 +29,10 @@ extern int	jobs_waiting(void);
 extern bool jobs_waiting_need_durability(void);
 
 /*
- * Record up to `max` verdicts (0 = all) in the caller's transaction.  After
- * the commit call jobs_recorded(); if the transaction failed instead, call
- * jobs_record_failed(), which gives up on a verdict after three failures.
+ * Record up to `max` verdicts (0 = all), oldest first, in the caller's
+ * transaction.  After the commit call jobs_recorded(); if the transaction
+ * failed instead, call jobs_record_failed(), which moves those verdicts to
+ * the back of the queue and gives up on one after three failures.
  */
 extern void jobs_record(int max);
 extern void jobs_recorded(void);

@@ -103,10 +103,18 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"SELECT id, scan_id FROM @T WHERE worker_state = 'poll' AND scan_id IS NOT NULL",
 		0, {}
 	},
+	/*
+	 * Record a scan id unless another row already tracks it (a server that
+	 * repeats an id must not make the worker fail on the unique index).
+	 * Returns the row that holds the id, if any, and whether this one moved.
+	 */
 	[P_LAUNCH_OK] = {
-		"UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
-		"  launched_at = now(), last_error = NULL, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'sending'",
+		"WITH taken AS (SELECT id FROM @T WHERE scan_id = $2 LIMIT 1), "
+		"upd AS (UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
+		"    launched_at = now(), last_error = NULL, updated_at = now() "
+		"  WHERE id = $1 AND worker_state = 'sending' "
+		"    AND NOT EXISTS (SELECT 1 FROM taken) RETURNING 1) "
+		"SELECT (SELECT id FROM taken), (SELECT count(*) FROM upd)",
 		2, {INT8OID, UUIDOID}
 	},
 	[P_LAUNCH_RETRY] = {
@@ -163,9 +171,12 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		1, {UUIDOID}
 	},
 	[P_RECONCILE_ADOPT] = {
-		"UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
-		"  launched_at = now(), last_error = NULL, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'reconcile'",
+		"WITH taken AS (SELECT id FROM @T WHERE scan_id = $2 LIMIT 1), "
+		"upd AS (UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
+		"    launched_at = now(), last_error = NULL, updated_at = now() "
+		"  WHERE id = $1 AND worker_state = 'reconcile' "
+		"    AND NOT EXISTS (SELECT 1 FROM taken) RETURNING 1) "
+		"SELECT (SELECT id FROM taken), (SELECT count(*) FROM upd)",
 		2, {INT8OID, UUIDOID}
 	},
 	[P_RECONCILE_RESEND] = {
@@ -462,12 +473,27 @@ store_load_polls(void (*add) (int64 id, const pg_uuid_t *scan_id))
 	}
 }
 
-bool
-store_launch_ok(int64 id, const pg_uuid_t *scan_id)
+static AdoptResult
+adopt(PlanId plan, int64 id, const pg_uuid_t *scan_id, int64 *holder)
 {
 	Datum		v[2] = {Int64GetDatum(id), UUIDPGetDatum(scan_id)};
+	bool		isnull;
+	Datum		taken;
 
-	return run(P_LAUNCH_OK, v, NULL) == 1;
+	run(plan, v, NULL);
+	taken = col(0, 1, &isnull);
+	if (!isnull)
+	{
+		*holder = DatumGetInt64(taken);
+		return SCAN_ID_TAKEN;
+	}
+	return DatumGetInt64(col(0, 2, &isnull)) == 1 ? ADOPTED : ROW_MOVED_ON;
+}
+
+AdoptResult
+store_launch_ok(int64 id, const pg_uuid_t *scan_id, int64 *holder)
+{
+	return adopt(P_LAUNCH_OK, id, scan_id, holder);
 }
 
 static void
@@ -557,12 +583,10 @@ store_scan_id_known(const pg_uuid_t *scan_id)
 	return run(P_SCAN_ID_KNOWN, v, NULL) > 0;
 }
 
-bool
-store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id)
+AdoptResult
+store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id, int64 *holder)
 {
-	Datum		v[2] = {Int64GetDatum(id), UUIDPGetDatum(scan_id)};
-
-	return run(P_RECONCILE_ADOPT, v, NULL) == 1;
+	return adopt(P_RECONCILE_ADOPT, id, scan_id, holder);
 }
 
 void

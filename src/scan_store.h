@@ -69,8 +69,16 @@ extern TimestampTz store_next_due(const int64 *busy, int nbusy);
 
 extern void store_load_polls(void (*add) (int64 id, const pg_uuid_t *scan_id));
 
-/* Launch outcomes.  store_launch_ok returns false if the row was not 'sending'. */
-extern bool store_launch_ok(int64 id, const pg_uuid_t *scan_id);
+/* Recording a scan id for a row. */
+typedef enum AdoptResult
+{
+	ADOPTED,
+	ROW_MOVED_ON,				/* the row is no longer waiting for an id */
+	SCAN_ID_TAKEN				/* another row (*holder) already tracks it */
+} AdoptResult;
+
+/* Launch outcomes. */
+extern AdoptResult store_launch_ok(int64 id, const pg_uuid_t *scan_id, int64 *holder);
 extern void store_launch_retry(int64 id, TimestampTz when, const char *error);
 extern void store_launch_unknown(int64 id, TimestampTz when, const char *error);
 extern void store_launch_failed(int64 id, const char *error);
@@ -83,7 +91,8 @@ extern void store_poll_error(int64 id, const char *error);
 
 /* Reconciliation. */
 extern bool store_scan_id_known(const pg_uuid_t *scan_id);
-extern bool store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id);
+extern AdoptResult store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id,
+										 int64 *holder);
 extern void store_reconcile_resend(int64 id, const char *note);
 extern void store_reconcile_retry(int64 id, TimestampTz when, const char *error);
 

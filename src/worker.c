@@ -217,8 +217,9 @@ may_send(void)
 	return config_problem == NULL && api_paused_until() == 0 && free_slots() > 0;
 }
 
-static void
-record_verdicts(void)
+/* Record `max` verdicts (0 = all) in one transaction. */
+static bool
+record_in_one_transaction(int max)
 {
 	StoreStatus status;
 
@@ -228,16 +229,68 @@ record_verdicts(void)
 	{
 		note_extension_state(status);
 		jobs_discard_waiting();
-		return;
+		return false;
 	}
 	/* launch and reconcile verdicts reschedule table work: look again */
 	if (jobs_waiting_need_durability())
 		claim_needed = true;
-	jobs_record(record_one_by_one ? 1 : 0);
+	jobs_record(max);
 	store_commit();
 	jobs_recorded();
+	return true;
+}
+
+/*
+ * After a batch failed, record each verdict in its own transaction, so one
+ * the table refuses cannot hold up the others.  A verdict that fails is
+ * logged and retried in a later turn; after three failures it is dropped
+ * (see jobs_record_failed).
+ */
+static void
+record_one_at_a_time(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n = jobs_waiting();
+	int			i;
+
+	for (i = 0; i < n && jobs_waiting() > 0; i++)
+	{
+		bool		go_on = true;
+
+		PG_TRY();
+		{
+			go_on = record_in_one_transaction(1);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			jobs_record_failed();
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("invicti_scan worker: could not record a result: %s",
+							edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		if (!go_on)
+			break;
+	}
 	if (jobs_waiting() == 0)
 		record_one_by_one = false;
+}
+
+static void
+record_verdicts(void)
+{
+	if (record_one_by_one)
+		record_one_at_a_time();
+	else
+		(void) record_in_one_transaction(0);
 }
 
 static void

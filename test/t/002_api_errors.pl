@@ -174,6 +174,31 @@ is(scalar(grep { $_->{path} eq '/api/v1/scans' && $_->{method} eq 'GET' } @after
 	'503: no reconciliation needed');
 is(row($id)->{attempts}, 2, '503: attempts counted');
 
+# --- a result the table refuses does not hold up the others ----------------
+# (a trigger stands in for anything that makes one row's update fail)
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS
+	$$ BEGIN
+	     IF NEW.status = 'completed' AND NEW.profile_id = '11111111-1111-1111-1111-111111111115'
+	     THEN RAISE EXCEPTION 'refusing row %', NEW.id; END IF;
+	     RETURN NEW;
+	   END $$;
+	CREATE TRIGGER refuse BEFORE UPDATE ON invicti_scans
+	  FOR EACH ROW EXECUTE FUNCTION refuse_completion();
+});
+my $refused = launch($node, $done, '11111111-1111-1111-1111-111111111115');
+my @others = map { launch($node, $done) } 1 .. 3;
+my $others = join ',', @others;
+wait_for($node,
+	"SELECT bool_and(status = 'completed') FROM invicti_scans WHERE id IN ($others)",
+	'the other scans complete while one result keeps failing');
+ok(log_contains($node, qr/could not record a result: refusing row $refused/),
+	'the refused result is logged');
+is(row($refused)->{worker_state}, 'poll', 'the refused scan is still tracked');
+$node->safe_psql('postgres', 'DROP TRIGGER refuse ON invicti_scans');
+wait_for($node, "SELECT status = 'completed' FROM invicti_scans WHERE id = $refused",
+	'once the table accepts it, the result is recorded');
+
 # --- the token is nowhere ---------------------------------------------------
 my $serverlog = slurp_file($node->logfile);
 for my $token (TOKEN, $new_token)

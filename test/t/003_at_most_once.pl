@@ -142,6 +142,27 @@ $node->start;
 $sim->faults();
 check_one_scan_per_row('immediate restart during launches', @ids);
 
+# --- a server that answers with a scan id another row already tracks ------
+# (a second simulator with the same seed hands out the same ids again)
+my $twin = start_simulator(time_scale => 0.05,
+	targets => [ map { { target_id => $_, outcome => 'completed' } } @targets ]);
+$node->append_conf('postgresql.conf', "invicti_scan.base_url = '" . $twin->api_url . "'");
+$node->reload;
+my $offset = -s $node->logfile;
+my $dup = launch($node, fresh_target());
+wait_for($node, "SELECT status = 'error' FROM invicti_scans WHERE id = $dup",
+	'a repeated scan id ends the launch in status error');
+like(scan_row($node, $dup)->{last_error},
+	qr/answered with scan id \S+, which row \d+ already tracks; not launching again/,
+	'last_error names the scan id and the row that has it');
+is(scalar($twin->launches), 1, 'and it was not sent again');
+ok(!log_contains($node, qr/could not record/, $offset), 'recorded cleanly, no retry loop');
+$node->append_conf('postgresql.conf', "invicti_scan.base_url = '" . $sim->api_url . "'");
+$node->reload;
+my $after = launch($node, fresh_target());
+wait_for($node, "SELECT status = 'completed' FROM invicti_scans WHERE id = $after",
+	'the worker goes on with the next launch');
+
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM invicti_scans WHERE worker_state <> 'done'"),
 	'0', 'no row left behind');
