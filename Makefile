@@ -28,7 +28,7 @@ DATA        = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # pg_regress suites: sql/<topic>.sql with expected/<topic>.out.  They run
 # against a throwaway instance (see test/run_regress.sh), not `installcheck`.
-REGRESS     = launch privileges
+REGRESS     = launch privileges abort reporting
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)

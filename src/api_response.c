@@ -518,13 +518,13 @@ parse_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 		return false;
 	}
 	n = JsonContainerSize(items);
-	out->items = palloc0(sizeof(JsonbContainer *) * Max(n, 1));
+	out->items = palloc0(sizeof(JsonbValue *) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(items, i);
 
 		if (item->type == jbvBinary && JsonContainerIsObject(item->val.binary.data))
-			out->items[out->n_items++] = item->val.binary.data;
+			out->items[out->n_items++] = item;
 	}
 
 	/*
@@ -551,6 +551,63 @@ parse_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 				out->next_cursor = next;
 		}
 	}
+	return true;
+}
+
+/* An integer member (a JSON number within int32 range), rounded. */
+static bool
+json_get_int(JsonbContainer *obj, const char *key, int32 *out)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
+	double		d;
+
+	if (v == NULL || v->type != jbvNumeric)
+		return false;
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+										   NumericGetDatum(v->val.numeric)));
+	if (isnan(d) || d < PG_INT32_MIN || d > PG_INT32_MAX)
+		return false;
+	*out = (int32) rint(d);
+	return true;
+}
+
+/* A member that may be a string or a number, as text. */
+static char *
+json_get_id(JsonbContainer *obj, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
+	StringInfoData buf;
+
+	if (v == NULL || (v->type != jbvString && v->type != jbvNumeric))
+		return NULL;
+	initStringInfo(&buf);
+	append_json_value(&buf, v);
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+bool
+finding_from_item(JsonbValue *item, Finding *out)
+{
+	JsonbContainer *obj = item->val.binary.data;
+	char	   *target;
+
+	memset(out, 0, sizeof(Finding));
+	out->vuln_id = json_get_id(obj, "vuln_id");
+	if (out->vuln_id == NULL)
+		return false;
+	out->vt_id = json_get_id(obj, "vt_id");
+	out->vt_name = json_get_string(obj, "vt_name");
+	out->has_severity = json_get_int(obj, "severity", &out->severity);
+	out->has_confidence = json_get_int(obj, "confidence", &out->confidence);
+	out->has_criticality = json_get_int(obj, "criticality", &out->criticality);
+	out->affects_url = json_get_string(obj, "affects_url");
+	out->affects_detail = json_get_string(obj, "affects_detail");
+	out->status = json_get_string(obj, "status");
+	target = json_get_string(obj, "target_id");
+	out->has_target_id = target && parse_uuid(target, strlen(target), &out->target_id);
+	out->has_first_seen = json_get_timestamp(obj, "first_seen", &out->first_seen);
+	out->has_last_seen = json_get_timestamp(obj, "last_seen", &out->last_seen);
+	out->raw = JsonbValueToJsonb(item);
 	return true;
 }
 

@@ -67,7 +67,7 @@ extern bool is_terminal_status(const char *status);
 typedef struct ListPage
 {
 	int			n_items;
-	JsonbContainer **items;		/* each an object */
+	JsonbValue **items;			/* each an object (jbvBinary) */
 	char	   *next_cursor;	/* NULL on the last page */
 } ListPage;
 
@@ -77,6 +77,33 @@ extern bool parse_list_page(Jsonb *body, const char *key, ListPage *out,
 /* Scan list items (GET /scans) reduced to what reconciliation needs. */
 extern bool scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id,
 						   ApiScanState *state);
+
+/* One finding (item of .../vulnerabilities), fields as far as usable. */
+typedef struct Finding
+{
+	char	   *vuln_id;		/* required */
+	char	   *vt_id;
+	char	   *vt_name;
+	bool		has_severity;
+	int32		severity;
+	bool		has_confidence;
+	int32		confidence;
+	bool		has_criticality;
+	int32		criticality;
+	char	   *affects_url;
+	char	   *affects_detail;
+	char	   *status;
+	bool		has_target_id;
+	pg_uuid_t	target_id;
+	bool		has_first_seen;
+	TimestampTz first_seen;
+	bool		has_last_seen;
+	TimestampTz last_seen;
+	Jsonb	   *raw;			/* the item as sent */
+} Finding;
+
+/* False when the item has no usable vuln_id. */
+extern bool finding_from_item(JsonbValue *item, Finding *out);
 
 /* Text of a string member of an object, or NULL. */
 extern char *json_get_string(JsonbContainer *obj, const char *key);

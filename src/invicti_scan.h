@@ -11,5 +11,6 @@
 #define INVICTI_WORKER_NAME "invicti_scan worker"
 
 extern PGDLLEXPORT void invicti_worker_main(Datum main_arg);
+extern PGDLLEXPORT void invicti_database_check_main(Datum main_arg);
 
 #endif

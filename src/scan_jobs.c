@@ -55,7 +55,11 @@ typedef enum Verdict
 	V_POLL_ERROR,
 	V_POLL_DEFERRED,
 	V_RECONCILE_DONE,
-	V_RECONCILE_RETRY
+	V_ABORT_SENT,				/* accepted, or refused with a note: poll now */
+	V_ABORT_GONE,				/* 404: the scan no longer exists */
+	V_IMPORT_PAGE,				/* a page of findings; next_cursor or the end */
+	V_IMPORT_FAILED,			/* 404: findings cannot be imported */
+	V_WORK_RETRY				/* table-scheduled work: try again at retry_at */
 } Verdict;
 
 typedef struct Candidate
@@ -75,14 +79,16 @@ typedef struct Job
 	pg_uuid_t	target_id;
 	pg_uuid_t	profile_id;
 	pg_uuid_t	scan_id;		/* polled scan, or the one found */
+	pg_uuid_t	session_id;		/* import: the completed session */
 	TimestampTz attempt_at;		/* reconcile: when the launch was sent */
 	int32		attempts;		/* launch: sends so far, this one included */
 	bool		is_retry;
 	const char *method;
 	char	   *url;
-	char	   *cursor;			/* reconcile: page being fetched */
+	char	   *cursor;			/* reconcile, import: page being fetched */
 	int			pages;
 	List	   *candidates;		/* reconcile: Candidate *, in job cxt */
+	ListPage	page;			/* import: the page's findings (req_cxt) */
 
 	Verdict		verdict;
 	char	   *message;
@@ -101,6 +107,9 @@ static dlist_head in_flight = DLIST_STATIC_INIT(in_flight);
 static dlist_head waiting = DLIST_STATIC_INIT(waiting);
 static int	n_in_flight = 0;
 static int	n_waiting = 0;
+
+/* A recorded verdict created or moved work the table schedules. */
+static bool table_work_changed = false;
 
 /* Consecutive failures of table-scheduled work, by row id. */
 typedef struct RowFailures
@@ -258,7 +267,7 @@ not_sent(Job *job, const char *error)
 			give_verdict(job, V_POLL_ERROR, msg, 0);
 			break;
 		default:
-			give_verdict(job, V_RECONCILE_RETRY, msg,
+			give_verdict(job, V_WORK_RETRY, msg,
 						 after_ms(retry_delay_ms(note_row_failure(job->row_id))));
 			break;
 	}
@@ -293,6 +302,18 @@ send_job(Job *job)
 									   job->cursor ? "&c=" : "",
 									   job->cursor ? api_client_escape(job->cursor) : ""));
 			break;
+		case CALL_ABORT:
+			req.method = "POST";
+			req.url = api_url(psprintf("/scans/%s/abort", uuid_to_text(&job->scan_id)));
+			break;
+		case CALL_RESULTS:
+			req.method = "GET";
+			req.url = api_url(psprintf("/scans/%s/results/%s/vulnerabilities?l=100%s%s",
+									   uuid_to_text(&job->scan_id),
+									   uuid_to_text(&job->session_id),
+									   job->cursor ? "&c=" : "",
+									   job->cursor ? api_client_escape(job->cursor) : ""));
+			break;
 		default:
 			elog(ERROR, "invicti_scan: unexpected job kind %d", (int) job->kind);
 	}
@@ -322,15 +343,21 @@ jobs_start_launch(const LaunchClaim *claim)
 }
 
 void
-jobs_start_reconcile(const ReconcileClaim *claim)
+jobs_start_table_work(const TableClaim *claim)
 {
-	Job		   *job = new_job(CALL_RECONCILE, claim->id);
+	Job		   *job = new_job(claim->kind, claim->id);
 
 	job->target_id = claim->target_id;
 	job->profile_id = claim->profile_id;
+	job->scan_id = claim->scan_id;
+	job->session_id = claim->session_id;
 	job->attempt_at = claim->last_attempt_at;
 	job->attempts = claim->attempts;
+	if (claim->cursor)
+		job->cursor = MemoryContextStrdup(job->cxt, claim->cursor);
 	job->is_retry = row_failure_count(claim->id) > 0;
+	if (claim->kind == CALL_ABORT)
+		poll_schedule_remove(claim->id);	/* polled again once aborted */
 	send_job(job);
 }
 
@@ -448,6 +475,72 @@ judge_poll(Job *job, const ApiResponse *r, ResponseClass cls)
 	}
 }
 
+/* Table-scheduled work failed: due now under a whole-API pause, else backoff. */
+static void
+retry_table_work(Job *job, ResponseClass cls, const char *message)
+{
+	TimestampTz when = GetCurrentTimestamp();
+
+	if (cls != RESP_AUTH && cls != RESP_RATE_LIMITED)
+		when = after_ms(retry_delay_ms(note_row_failure(job->row_id)));
+	give_verdict(job, V_WORK_RETRY, message, when);
+}
+
+static bool
+judge_abort(Job *job, const ApiResponse *r, ResponseClass cls)
+{
+	switch (cls)
+	{
+		case RESP_SUCCESS:
+			give_verdict(job, V_ABORT_SENT, NULL, 0);
+			return true;
+		case RESP_NOT_FOUND:
+			give_verdict(job, V_ABORT_GONE,
+						 psprintf("abort request: scan %s no longer exists on the Invicti server (HTTP 404)",
+								  uuid_to_text(&job->scan_id)), 0);
+			return true;
+		case RESP_REJECTED:
+			/* e.g. 409: it has already finished; the next poll shows how */
+			give_verdict(job, V_ABORT_SENT, describe_failure(r, "abort request"), 0);
+			return false;
+		default:
+			retry_table_work(job, cls, describe_failure(r, "abort request"));
+			return false;
+	}
+}
+
+static bool
+judge_import(Job *job, const ApiResponse *r, ResponseClass cls)
+{
+	char	   *err;
+	Jsonb	   *body;
+
+	if (cls == RESP_NOT_FOUND)
+	{
+		give_verdict(job, V_IMPORT_FAILED,
+					 psprintf("findings request: session %s of scan %s is unknown to Invicti (HTTP 404); findings not imported",
+							  uuid_to_text(&job->session_id), uuid_to_text(&job->scan_id)), 0);
+		return true;
+	}
+	if (cls != RESP_SUCCESS)
+	{
+		retry_table_work(job, cls, describe_failure(r, "findings request"));
+		return false;
+	}
+	body = parse_json_body(r, &err);
+	if (body == NULL || !parse_list_page(body, "vulnerabilities", &job->page, &err))
+	{
+		retry_table_work(job, cls, psprintf("findings request: %s", err));
+		return false;
+	}
+	/* a cursor that repeats would loop forever: treat it as the end */
+	if (job->page.next_cursor && job->cursor &&
+		strcmp(job->page.next_cursor, job->cursor) == 0)
+		job->page.next_cursor = NULL;
+	give_verdict(job, V_IMPORT_PAGE, NULL, 0);
+	return true;
+}
+
 /* Keep the scans on this page that this row's launch attempt could have made. */
 static void
 gather_candidates(Job *job, ListPage *page)
@@ -465,7 +558,7 @@ gather_candidates(Job *job, ListPage *page)
 		ApiScanState	st;
 		Candidate  *c;
 
-		if (!scan_list_item(page->items[i], &id, &st))
+		if (!scan_list_item(page->items[i]->val.binary.data, &id, &st))
 			continue;
 		if (st.target_id && parse_uuid(st.target_id, strlen(st.target_id), &other) &&
 			memcmp(&other, &job->target_id, sizeof(other)) != 0)
@@ -493,18 +586,13 @@ judge_reconcile_page(Job *job, const ApiResponse *r, ResponseClass cls)
 
 	if (cls != RESP_SUCCESS)
 	{
-		TimestampTz when = GetCurrentTimestamp();
-
-		if (cls != RESP_AUTH && cls != RESP_RATE_LIMITED)
-			when = after_ms(retry_delay_ms(note_row_failure(job->row_id)));
-		give_verdict(job, V_RECONCILE_RETRY, describe_failure(r, "scan list request"), when);
+		retry_table_work(job, cls, describe_failure(r, "scan list request"));
 		return false;
 	}
 	body = parse_json_body(r, &err);
 	if (body == NULL || !parse_list_page(body, "scans", &page, &err))
 	{
-		give_verdict(job, V_RECONCILE_RETRY, psprintf("scan list request: %s", err),
-					 after_ms(retry_delay_ms(note_row_failure(job->row_id))));
+		retry_table_work(job, cls, psprintf("scan list request: %s", err));
 		return false;
 	}
 	gather_candidates(job, &page);
@@ -552,6 +640,12 @@ judge(Job *job, const ApiResponse *r)
 			break;
 		case CALL_RECONCILE:
 			ok = judge_reconcile_page(job, r, cls);
+			break;
+		case CALL_ABORT:
+			ok = judge_abort(job, r, cls);
+			break;
+		case CALL_RESULTS:
+			ok = judge_import(job, r, cls);
 			break;
 		default:
 			elog(ERROR, "invicti_scan: unexpected job kind %d", (int) job->kind);
@@ -610,16 +704,24 @@ record_reconcile(Job *job)
 
 		if (store_scan_id_known(&c->scan_id))
 			continue;
-		if (store_reconcile_adopt(job->row_id, &c->scan_id, &holder) == ADOPTED)
+		switch (store_reconcile_adopt(job->row_id, &c->scan_id, &holder))
 		{
-			job->scan_id = c->scan_id;
-			job->schedule_new = true;
-			ereport(LOG,
-					(errmsg("invicti_scan: the launch of scan row " INT64_FORMAT " had an unknown outcome; adopted scan %s found on the Invicti server",
-							job->row_id, uuid_to_text(&c->scan_id))));
+			case ADOPTED:
+				job->scan_id = c->scan_id;
+				job->schedule_new = true;
+				break;
+			case ADOPTED_TO_ABORT:
+				table_work_changed = true;
+				break;
+			default:
+				return;
 		}
+		ereport(LOG,
+				(errmsg("invicti_scan: the launch of scan row " INT64_FORMAT " had an unknown outcome; adopted scan %s found on the Invicti server",
+						job->row_id, uuid_to_text(&c->scan_id))));
 		return;
 	}
+	table_work_changed = true;
 	store_reconcile_resend(job->row_id,
 						   "an earlier launch attempt's outcome was unknown and Invicti lists no scan it could have created; launching again");
 }
@@ -633,6 +735,9 @@ record_launched(Job *job)
 	{
 		case ADOPTED:
 			job->schedule_new = true;
+			break;
+		case ADOPTED_TO_ABORT:
+			table_work_changed = true;
 			break;
 		case SCAN_ID_TAKEN:
 			/* the server repeated an id: it is inconsistent, so do not resend */
@@ -649,9 +754,48 @@ record_launched(Job *job)
 	}
 }
 
+/* What a poll's answer makes of the row: still running, done, or import. */
+static const char *
+state_after_poll(const ApiScanState *st)
+{
+	if (!is_terminal_status(st->status))
+		return NULL;
+	if (strcmp(st->status, "completed") == 0 && invicti_import_vulnerabilities)
+		return "import";
+	return "done";
+}
+
+static void
+record_import_page(Job *job)
+{
+	int			i;
+	int			skipped = 0;
+
+	for (i = 0; i < job->page.n_items; i++)
+	{
+		Finding		f;
+
+		if (finding_from_item(job->page.items[i], &f))
+			(void) store_insert_finding(job->row_id, &job->session_id, &f);
+		else
+			skipped++;
+	}
+	if (skipped > 0)
+		ereport(LOG,
+				(errmsg("invicti_scan: skipped %d findings without a vuln_id in scan %s",
+						skipped, uuid_to_text(&job->scan_id))));
+	if (job->page.next_cursor)
+		store_import_page(job->row_id, job->page.next_cursor);
+	else
+		store_import_done(job->row_id);
+	table_work_changed = true;
+}
+
 static void
 record(Job *job)
 {
+	const char *next;
+
 	switch (job->verdict)
 	{
 		case V_LAUNCHED:
@@ -659,17 +803,21 @@ record(Job *job)
 			break;
 		case V_LAUNCH_RETRY:
 			store_launch_retry(job->row_id, job->retry_at, job->message);
+			table_work_changed = true;
 			break;
 		case V_LAUNCH_UNKNOWN:
 			store_launch_unknown(job->row_id, job->retry_at, job->message);
+			table_work_changed = true;
 			break;
 		case V_LAUNCH_FAILED:
 			store_launch_failed(job->row_id, job->message);
 			break;
 		case V_POLL_STATE:
+			next = state_after_poll(&job->state);
 			job->schedule_remove =
-				!store_poll_update(job->row_id, &job->state, job->response,
-								   is_terminal_status(job->state.status));
+				!store_poll_update(job->row_id, &job->state, job->response, next);
+			if (next && strcmp(next, "import") == 0)
+				table_work_changed = true;
 			break;
 		case V_POLL_GONE:
 			store_poll_gone(job->row_id, job->message);
@@ -683,8 +831,25 @@ record(Job *job)
 		case V_RECONCILE_DONE:
 			record_reconcile(job);
 			break;
-		case V_RECONCILE_RETRY:
-			store_reconcile_retry(job->row_id, job->retry_at, job->message);
+		case V_ABORT_SENT:
+			store_abort_sent(job->row_id, job->message);
+			job->schedule_new = true;
+			break;
+		case V_ABORT_GONE:
+			store_abort_gone(job->row_id, job->message);
+			break;
+		case V_IMPORT_PAGE:
+			record_import_page(job);
+			break;
+		case V_IMPORT_FAILED:
+			store_import_failed(job->row_id, job->message);
+			break;
+		case V_WORK_RETRY:
+			store_work_retry(job->row_id,
+							 job->kind == CALL_ABORT ? "abort" :
+							 job->kind == CALL_RESULTS ? "import" : "reconcile",
+							 job->retry_at, job->message);
+			table_work_changed = true;
 			break;
 		case V_NONE:
 			elog(ERROR, "invicti_scan: job without verdict");
@@ -740,16 +905,18 @@ finish_job(Job *job, TimestampTz now)
 							   job->verdict == V_POLL_DEFERRED ? POLL_DEFERRED : POLL_FAILED,
 							   now);
 	}
-	if (job->kind == CALL_RECONCILE && job->verdict == V_RECONCILE_DONE)
+	if (job->kind != CALL_LAUNCH && job->kind != CALL_POLL &&
+		job->verdict != V_WORK_RETRY)
 		clear_row_failures(job->row_id);
 	free_job(job);
 }
 
-void
+bool
 jobs_recorded(void)
 {
 	dlist_mutable_iter it;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		changed = table_work_changed;
 
 	dlist_foreach_modify(it, &waiting)
 	{
@@ -758,6 +925,8 @@ jobs_recorded(void)
 		if (job->recording)
 			finish_job(job, now);
 	}
+	table_work_changed = false;
+	return changed;
 }
 
 void
@@ -772,6 +941,7 @@ jobs_record_failed(void)
 
 		if (!job->recording)
 			continue;
+		table_work_changed = false;
 		job->recording = false;
 		job->schedule_new = job->schedule_remove = false;
 		if (++job->record_failures < MAX_RECORD_FAILURES)

@@ -15,7 +15,7 @@ extern int	jobs_in_flight(void);
 extern int	jobs_busy_ids(int64 **ids);
 
 extern void jobs_start_launch(const LaunchClaim *claim);
-extern void jobs_start_reconcile(const ReconcileClaim *claim);
+extern void jobs_start_table_work(const TableClaim *claim);
 extern void jobs_start_poll(int64 id, const pg_uuid_t *scan_id);
 
 /*
@@ -30,12 +30,13 @@ extern bool jobs_waiting_need_durability(void);
 
 /*
  * Record up to `max` verdicts (0 = all), oldest first, in the caller's
- * transaction.  After the commit call jobs_recorded(); if the transaction
- * failed instead, call jobs_record_failed(), which moves those verdicts to
- * the back of the queue and gives up on one after three failures.
+ * transaction.  After the commit call jobs_recorded(), which says whether
+ * work the table schedules was added or moved; if the transaction failed
+ * instead, call jobs_record_failed(), which moves those verdicts to the back
+ * of the queue and gives up on one after three failures.
  */
 extern void jobs_record(int max);
-extern void jobs_recorded(void);
+extern bool jobs_recorded(void);
 extern void jobs_record_failed(void);
 
 /* The extension went away: drop unrecorded verdicts. */

@@ -48,7 +48,7 @@ typedef enum PlanId
 {
 	P_SWEEP_SENDING,
 	P_CLAIM_LAUNCHES,
-	P_CLAIM_RECONCILES,
+	P_CLAIM_TABLE_WORK,
 	P_NEXT_DUE,
 	P_LOAD_POLLS,
 	P_LAUNCH_OK,
@@ -61,18 +61,51 @@ typedef enum PlanId
 	P_SCAN_ID_KNOWN,
 	P_RECONCILE_ADOPT,
 	P_RECONCILE_RESEND,
-	P_RECONCILE_RETRY,
+	P_WORK_RETRY,
+	P_ABORT_SENT,
+	P_ABORT_GONE,
+	P_FINDING_INSERT,
+	P_IMPORT_PAGE,
+	P_IMPORT_DONE,
+	P_IMPORT_FAILED,
+	P_RETENTION,
 	NUM_PLANS
 } PlanId;
 
-#define MAX_ARGS 9
+#define MAX_ARGS 16
 
 typedef struct PlanDef
 {
-	const char *sql;			/* "@T" stands for the qualified table */
+	const char *sql;			/* "@T"/"@V": the qualified scans/findings table */
 	int			nargs;
 	Oid			types[MAX_ARGS];
 } PlanDef;
+
+/*
+ * What a row becomes once it has a scan id: polled, or aborted first when
+ * invicti_abort_scan() was called while its launch was under way.
+ */
+#define STATE_WITH_SCAN \
+	"worker_state = CASE WHEN abort_requested_at IS NULL THEN 'poll' ELSE 'abort' END, " \
+	"status = CASE WHEN abort_requested_at IS NULL THEN 'launched' ELSE 'aborting' END, " \
+	"next_attempt_at = now(), launched_at = now(), last_error = NULL, updated_at = now() "
+
+/* A launch that will be sent again, unless an abort was asked for meanwhile. */
+#define STATE_RELAUNCH \
+	"worker_state = CASE WHEN abort_requested_at IS NULL THEN 'launch' ELSE 'done' END, " \
+	"status = CASE WHEN abort_requested_at IS NULL THEN status ELSE 'aborted' END, "
+
+/*
+ * Record a scan id unless another row already tracks it (a server that
+ * repeats an id must not make the worker fail on the unique index).  The
+ * result: the row holding the id, if any, and this row's new state.
+ */
+#define ADOPT_SQL(from_state) \
+	"WITH taken AS (SELECT id FROM @T WHERE scan_id = $2 LIMIT 1), " \
+	"upd AS (UPDATE @T SET scan_id = $2, " STATE_WITH_SCAN \
+	"  WHERE id = $1 AND worker_state = '" from_state "' " \
+	"    AND NOT EXISTS (SELECT 1 FROM taken) RETURNING worker_state) " \
+	"SELECT (SELECT id FROM taken), (SELECT worker_state FROM upd)"
 
 static const PlanDef plan_defs[NUM_PLANS] = {
 	[P_SWEEP_SENDING] = {
@@ -88,37 +121,32 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"WHERE t.id = c.id RETURNING t.id, t.target_id, t.profile_id, t.attempts",
 		1, {INT4OID}
 	},
-	[P_CLAIM_RECONCILES] = {
-		"SELECT id, target_id, profile_id, coalesce(last_attempt_at, created_at), attempts "
-		"FROM @T WHERE worker_state = 'reconcile' AND next_attempt_at <= now() "
-		"AND id <> ALL ($1) ORDER BY next_attempt_at, id LIMIT $2",
-		2, {INT8ARRAYOID, INT4OID}
+	/* aborts first: they stop work; imports only while enabled */
+	[P_CLAIM_TABLE_WORK] = {
+		"SELECT id, worker_state, target_id, profile_id, scan_id, scan_session_id, "
+		"  coalesce(last_attempt_at, created_at), attempts, import_cursor "
+		"FROM @T WHERE worker_state IN ('reconcile', 'abort', 'import') "
+		"  AND next_attempt_at <= now() AND id <> ALL ($1) "
+		"  AND (worker_state <> 'import' OR $3) "
+		"ORDER BY worker_state <> 'abort', next_attempt_at, id LIMIT $2",
+		3, {INT8ARRAYOID, INT4OID, BOOLOID}
 	},
 	[P_NEXT_DUE] = {
 		"SELECT min(next_attempt_at) FROM @T "
-		"WHERE worker_state IN ('launch', 'reconcile') AND id <> ALL ($1)",
-		1, {INT8ARRAYOID}
+		"WHERE worker_state IN ('launch', 'reconcile', 'abort', 'import') "
+		"  AND (worker_state <> 'import' OR $2) AND id <> ALL ($1)",
+		2, {INT8ARRAYOID, BOOLOID}
 	},
 	[P_LOAD_POLLS] = {
 		"SELECT id, scan_id FROM @T WHERE worker_state = 'poll' AND scan_id IS NOT NULL",
 		0, {}
 	},
-	/*
-	 * Record a scan id unless another row already tracks it (a server that
-	 * repeats an id must not make the worker fail on the unique index).
-	 * Returns the row that holds the id, if any, and whether this one moved.
-	 */
 	[P_LAUNCH_OK] = {
-		"WITH taken AS (SELECT id FROM @T WHERE scan_id = $2 LIMIT 1), "
-		"upd AS (UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
-		"    launched_at = now(), last_error = NULL, updated_at = now() "
-		"  WHERE id = $1 AND worker_state = 'sending' "
-		"    AND NOT EXISTS (SELECT 1 FROM taken) RETURNING 1) "
-		"SELECT (SELECT id FROM taken), (SELECT count(*) FROM upd)",
+		ADOPT_SQL("sending"),
 		2, {INT8OID, UUIDOID}
 	},
 	[P_LAUNCH_RETRY] = {
-		"UPDATE @T SET worker_state = 'launch', next_attempt_at = $2, last_error = $3, "
+		"UPDATE @T SET " STATE_RELAUNCH "next_attempt_at = $2, last_error = $3, "
 		"  updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
 		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
 	},
@@ -135,8 +163,10 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 
 	/*
 	 * Only write when the answer differs from the stored one (or an error
-	 * is to be cleared).  Reports the row's state as it was before, so the
-	 * caller learns whether the row is still being polled.
+	 * is to be cleared), and then only unindexed columns unless the scan
+	 * ended ($9: the next worker_state, NULL to keep it).  Reports the
+	 * row's state as it was before, so the caller learns whether the row
+	 * is still being polled.
 	 */
 	[P_POLL_UPDATE] = {
 		"WITH cur AS (SELECT worker_state FROM @T WHERE id = $1), "
@@ -147,14 +177,17 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"    start_date = coalesce($6, start_date), "
 		"    end_date = coalesce($7, end_date), "
 		"    last_response = $8, last_error = NULL, updated_at = now(), "
-		"    worker_state = CASE WHEN $9 THEN 'done' ELSE worker_state END "
+		"    worker_state = CASE WHEN $9::text IS NULL THEN worker_state "
+		"      WHEN $9 = 'import' AND coalesce($4, scan_session_id) IS NULL THEN 'done' "
+		"      ELSE $9 END, "
+		"    next_attempt_at = CASE WHEN $9 = 'import' THEN now() ELSE next_attempt_at END "
 		"  WHERE id = $1 AND worker_state = 'poll' "
 		"    AND (last_response IS DISTINCT FROM $8 OR last_error IS NOT NULL "
 		"         OR status IS DISTINCT FROM $2) "
 		"  RETURNING 1) "
 		"SELECT (SELECT worker_state FROM cur), (SELECT count(*) FROM upd)",
 		9, {INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID, BOOLOID}
+		TIMESTAMPTZOID, JSONBOID, TEXTOID}
 	},
 	[P_POLL_GONE] = {
 		"UPDATE @T SET worker_state = 'done', last_error = $2, updated_at = now() "
@@ -171,23 +204,60 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		1, {UUIDOID}
 	},
 	[P_RECONCILE_ADOPT] = {
-		"WITH taken AS (SELECT id FROM @T WHERE scan_id = $2 LIMIT 1), "
-		"upd AS (UPDATE @T SET status = 'launched', scan_id = $2, worker_state = 'poll', "
-		"    launched_at = now(), last_error = NULL, updated_at = now() "
-		"  WHERE id = $1 AND worker_state = 'reconcile' "
-		"    AND NOT EXISTS (SELECT 1 FROM taken) RETURNING 1) "
-		"SELECT (SELECT id FROM taken), (SELECT count(*) FROM upd)",
+		ADOPT_SQL("reconcile"),
 		2, {INT8OID, UUIDOID}
 	},
 	[P_RECONCILE_RESEND] = {
-		"UPDATE @T SET worker_state = 'launch', next_attempt_at = now(), last_error = $2, "
+		"UPDATE @T SET " STATE_RELAUNCH "next_attempt_at = now(), last_error = $2, "
 		"  updated_at = now() WHERE id = $1 AND worker_state = 'reconcile'",
 		2, {INT8OID, TEXTOID}
 	},
-	[P_RECONCILE_RETRY] = {
+	[P_WORK_RETRY] = {
 		"UPDATE @T SET next_attempt_at = $2, last_error = $3, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'reconcile'",
-		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
+		"WHERE id = $1 AND worker_state = $4",
+		4, {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
+	},
+	/* the abort was accepted (or refused, $2 says why): poll at once */
+	[P_ABORT_SENT] = {
+		"UPDATE @T SET worker_state = 'poll', last_error = $2, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'abort'",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_ABORT_GONE] = {
+		"UPDATE @T SET worker_state = 'done', last_error = $2, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'abort'",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_FINDING_INSERT] = {
+		"INSERT INTO @V (scan_session_id, vuln_id, scan_row_id, target_id, vt_id, vt_name, "
+		"  severity, confidence, criticality, affects_url, affects_detail, status, "
+		"  first_seen, last_seen, raw) "
+		"SELECT $1, $2, $3, coalesce($4, s.target_id), $5, $6, $7, $8, $9, $10, $11, $12, "
+		"  $13, $14, $15 FROM @T s WHERE s.id = $3 "
+		"ON CONFLICT (scan_session_id, vuln_id) DO NOTHING",
+		15, {UUIDOID, TEXTOID, INT8OID, UUIDOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID}
+	},
+	[P_IMPORT_PAGE] = {
+		"UPDATE @T SET import_cursor = $2, next_attempt_at = now(), last_error = NULL, "
+		"  updated_at = now() WHERE id = $1 AND worker_state = 'import'",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_IMPORT_DONE] = {
+		"UPDATE @T SET worker_state = 'done', import_cursor = NULL, next_attempt_at = NULL, "
+		"  findings_imported_at = now(), last_error = NULL, updated_at = now() "
+		"WHERE id = $1 AND worker_state = 'import'",
+		1, {INT8OID}
+	},
+	[P_IMPORT_FAILED] = {
+		"UPDATE @T SET worker_state = 'done', import_cursor = NULL, next_attempt_at = NULL, "
+		"  last_error = $2, updated_at = now() WHERE id = $1 AND worker_state = 'import'",
+		2, {INT8OID, TEXTOID}
+	},
+	[P_RETENTION] = {
+		"DELETE FROM @T WHERE id IN (SELECT id FROM @T WHERE worker_state = 'done' "
+		"  AND created_at < now() - make_interval(days => $1) LIMIT $2)",
+		2, {INT4OID, INT4OID}
 	},
 };
 
@@ -195,7 +265,8 @@ static SPIPlanPtr plans[NUM_PLANS];
 
 /* The extension as last seen. */
 static Oid	ext_oid = InvalidOid;
-static char *ext_table = NULL;	/* quoted schema.table, TopMemoryContext */
+static char *ext_table = NULL;	/* quoted schema.invicti_scans, TopMemoryContext */
+static char *ext_findings = NULL;	/* quoted schema.invicti_vulnerabilities */
 static char ext_version[NAMEDATALEN];
 static bool ext_changed = false;
 
@@ -286,13 +357,17 @@ store_begin(const char *activity, bool durable)
 	}
 	if (oid != ext_oid)
 	{
-		char	   *table = psprintf("%s.invicti_scans",
-									 quote_identifier(get_namespace_name(nsp)));
+		const char *schema = quote_identifier(get_namespace_name(nsp));
 
 		store_forget_plans();
 		if (ext_table)
 			pfree(ext_table);
-		ext_table = MemoryContextStrdup(TopMemoryContext, table);
+		if (ext_findings)
+			pfree(ext_findings);
+		ext_table = MemoryContextStrdup(TopMemoryContext,
+										psprintf("%s.invicti_scans", schema));
+		ext_findings = MemoryContextStrdup(TopMemoryContext,
+										   psprintf("%s.invicti_vulnerabilities", schema));
 		ext_oid = oid;
 		ext_changed = true;
 	}
@@ -342,9 +417,9 @@ get_plan(PlanId id)
 		initStringInfo(&sql);
 		for (p = d->sql; *p; p++)
 		{
-			if (p[0] == '@' && p[1] == 'T')
+			if (p[0] == '@' && (p[1] == 'T' || p[1] == 'V'))
 			{
-				appendStringInfoString(&sql, ext_table);
+				appendStringInfoString(&sql, p[1] == 'T' ? ext_table : ext_findings);
 				p++;
 			}
 			else
@@ -426,29 +501,51 @@ store_claim_launches(int limit, LaunchClaim **out)
 }
 
 int
-store_claim_reconciles(const int64 *busy, int nbusy, int limit, ReconcileClaim **out)
+store_claim_table_work(const int64 *busy, int nbusy, int limit, bool imports,
+					   TableClaim **out)
 {
-	Datum		v[2] = {busy_array(busy, nbusy), Int32GetDatum(limit)};
-	uint64		n = run(P_CLAIM_RECONCILES, v, NULL);
+	Datum		v[3] = {busy_array(busy, nbusy), Int32GetDatum(limit), BoolGetDatum(imports)};
+	uint64		n = run(P_CLAIM_TABLE_WORK, v, NULL);
 	uint64		i;
 	bool		isnull;
 
-	*out = SPI_palloc(sizeof(ReconcileClaim) * Max(n, 1));
+	*out = SPI_palloc(sizeof(TableClaim) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		(*out)[i].id = DatumGetInt64(col(i, 1, &isnull));
-		copy_uuid(&(*out)[i].target_id, col(i, 2, &isnull));
-		copy_uuid(&(*out)[i].profile_id, col(i, 3, &isnull));
-		(*out)[i].last_attempt_at = DatumGetTimestampTz(col(i, 4, &isnull));
-		(*out)[i].attempts = DatumGetInt32(col(i, 5, &isnull));
+		TableClaim *c = &(*out)[i];
+		char	   *state = TextDatumGetCString(col(i, 2, &isnull));
+		Datum		d;
+
+		memset(c, 0, sizeof(TableClaim));
+		c->id = DatumGetInt64(col(i, 1, &isnull));
+		c->kind = strcmp(state, "abort") == 0 ? CALL_ABORT :
+			strcmp(state, "import") == 0 ? CALL_RESULTS : CALL_RECONCILE;
+		copy_uuid(&c->target_id, col(i, 3, &isnull));
+		copy_uuid(&c->profile_id, col(i, 4, &isnull));
+		d = col(i, 5, &isnull);
+		if ((c->has_scan_id = !isnull))
+			copy_uuid(&c->scan_id, d);
+		d = col(i, 6, &isnull);
+		if ((c->has_session_id = !isnull))
+			copy_uuid(&c->session_id, d);
+		c->last_attempt_at = DatumGetTimestampTz(col(i, 7, &isnull));
+		c->attempts = DatumGetInt32(col(i, 8, &isnull));
+		d = col(i, 9, &isnull);
+		if (!isnull)
+		{
+			char	   *cursor = TextDatumGetCString(d);
+
+			c->cursor = SPI_palloc(strlen(cursor) + 1);
+			strcpy(c->cursor, cursor);
+		}
 	}
 	return (int) n;
 }
 
 TimestampTz
-store_next_due(const int64 *busy, int nbusy)
+store_next_due(const int64 *busy, int nbusy, bool imports)
 {
-	Datum		v[1] = {busy_array(busy, nbusy)};
+	Datum		v[2] = {busy_array(busy, nbusy), BoolGetDatum(imports)};
 	bool		isnull;
 	Datum		d;
 
@@ -478,16 +575,19 @@ adopt(PlanId plan, int64 id, const pg_uuid_t *scan_id, int64 *holder)
 {
 	Datum		v[2] = {Int64GetDatum(id), UUIDPGetDatum(scan_id)};
 	bool		isnull;
-	Datum		taken;
+	Datum		d;
 
 	run(plan, v, NULL);
-	taken = col(0, 1, &isnull);
+	d = col(0, 1, &isnull);
 	if (!isnull)
 	{
-		*holder = DatumGetInt64(taken);
+		*holder = DatumGetInt64(d);
 		return SCAN_ID_TAKEN;
 	}
-	return DatumGetInt64(col(0, 2, &isnull)) == 1 ? ADOPTED : ROW_MOVED_ON;
+	d = col(0, 2, &isnull);
+	if (isnull)
+		return ROW_MOVED_ON;
+	return strcmp(TextDatumGetCString(d), "poll") == 0 ? ADOPTED : ADOPTED_TO_ABORT;
 }
 
 AdoptResult
@@ -532,7 +632,8 @@ store_launch_failed(int64 id, const char *error)
 }
 
 bool
-store_poll_update(int64 id, const ApiScanState *st, Jsonb *response, bool terminal)
+store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
+				  const char *next_state)
 {
 	Datum		v[9];
 	char		nulls[10] = "         ";
@@ -552,7 +653,8 @@ store_poll_update(int64 id, const ApiScanState *st, Jsonb *response, bool termin
 	v[6] = TimestampTzGetDatum(st->end_date);
 	nulls[6] = st->has_end_date ? ' ' : 'n';
 	v[7] = JsonbPGetDatum(response);
-	v[8] = BoolGetDatum(terminal);
+	v[8] = next_state ? CStringGetTextDatum(next_state) : (Datum) 0;
+	nulls[8] = next_state ? ' ' : 'n';
 
 	run(P_POLL_UPDATE, v, nulls);
 	state = col(0, 1, &isnull);
@@ -560,7 +662,7 @@ store_poll_update(int64 id, const ApiScanState *st, Jsonb *response, bool termin
 		return false;			/* the row is gone */
 	if (strcmp(TextDatumGetCString(state), "poll") != 0)
 		return false;			/* someone moved it on */
-	return !terminal;
+	return next_state == NULL;
 }
 
 void
@@ -596,7 +698,81 @@ store_reconcile_resend(int64 id, const char *note)
 }
 
 void
-store_reconcile_retry(int64 id, TimestampTz when, const char *error)
+store_work_retry(int64 id, const char *state, TimestampTz when, const char *error)
 {
-	run_id_time_text(P_RECONCILE_RETRY, id, when, error);
+	Datum		v[4] = {Int64GetDatum(id), TimestampTzGetDatum(when),
+	CStringGetTextDatum(error), CStringGetTextDatum(state)};
+
+	run(P_WORK_RETRY, v, NULL);
+}
+
+void
+store_abort_sent(int64 id, const char *note)
+{
+	Datum		v[2] = {Int64GetDatum(id), note ? CStringGetTextDatum(note) : (Datum) 0};
+
+	run(P_ABORT_SENT, v, note ? NULL : " n");
+}
+
+void
+store_abort_gone(int64 id, const char *error)
+{
+	run_id_text(P_ABORT_GONE, id, error);
+}
+
+#define OPT_TEXT(s, i) \
+	do { v[i] = (s) ? CStringGetTextDatum(s) : (Datum) 0; nulls[i] = (s) ? ' ' : 'n'; } while (0)
+#define OPT(flag, datum, i) \
+	do { v[i] = (flag) ? (datum) : (Datum) 0; nulls[i] = (flag) ? ' ' : 'n'; } while (0)
+
+bool
+store_insert_finding(int64 id, const pg_uuid_t *session_id, const Finding *f)
+{
+	Datum		v[15];
+	char		nulls[16] = "               ";
+
+	v[0] = UUIDPGetDatum(session_id);
+	v[1] = CStringGetTextDatum(f->vuln_id);
+	v[2] = Int64GetDatum(id);
+	OPT(f->has_target_id, UUIDPGetDatum(&f->target_id), 3);
+	OPT_TEXT(f->vt_id, 4);
+	OPT_TEXT(f->vt_name, 5);
+	OPT(f->has_severity, Int32GetDatum(f->severity), 6);
+	OPT(f->has_confidence, Int32GetDatum(f->confidence), 7);
+	OPT(f->has_criticality, Int32GetDatum(f->criticality), 8);
+	OPT_TEXT(f->affects_url, 9);
+	OPT_TEXT(f->affects_detail, 10);
+	OPT_TEXT(f->status, 11);
+	OPT(f->has_first_seen, TimestampTzGetDatum(f->first_seen), 12);
+	OPT(f->has_last_seen, TimestampTzGetDatum(f->last_seen), 13);
+	v[14] = JsonbPGetDatum(f->raw);
+	return run(P_FINDING_INSERT, v, nulls) == 1;
+}
+
+void
+store_import_page(int64 id, const char *next_cursor)
+{
+	run_id_text(P_IMPORT_PAGE, id, next_cursor);
+}
+
+void
+store_import_done(int64 id)
+{
+	Datum		v[1] = {Int64GetDatum(id)};
+
+	run(P_IMPORT_DONE, v, NULL);
+}
+
+void
+store_import_failed(int64 id, const char *error)
+{
+	run_id_text(P_IMPORT_FAILED, id, error);
+}
+
+int
+store_delete_old_scans(int days, int limit)
+{
+	Datum		v[2] = {Int32GetDatum(days), Int32GetDatum(limit)};
+
+	return (int) run(P_RETENTION, v, NULL);
 }

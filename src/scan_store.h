@@ -10,6 +10,7 @@
 #include "utils/uuid.h"
 
 #include "api_response.h"
+#include "shared_state.h"
 
 typedef enum StoreStatus
 {
@@ -46,14 +47,21 @@ typedef struct LaunchClaim
 	int32		attempts;
 } LaunchClaim;
 
-typedef struct ReconcileClaim
+/* Work the table schedules: reconciliation, abort, import of findings. */
+typedef struct TableClaim
 {
 	int64		id;
+	InvictiCallKind kind;		/* CALL_RECONCILE, CALL_ABORT or CALL_RESULTS */
 	pg_uuid_t	target_id;
 	pg_uuid_t	profile_id;
-	TimestampTz last_attempt_at;
+	bool		has_scan_id;
+	pg_uuid_t	scan_id;
+	bool		has_session_id;
+	pg_uuid_t	session_id;
+	TimestampTz last_attempt_at;	/* when the launch was last sent */
 	int32		attempts;
-} ReconcileClaim;
+	char	   *cursor;			/* import: next page, or NULL */
+} TableClaim;
 
 /* Rows left in 'sending' by a previous worker (not in `busy`): reconcile them. */
 extern int	store_sweep_sending(const int64 *busy, int nbusy, TimestampTz reconcile_at);
@@ -61,18 +69,20 @@ extern int	store_sweep_sending(const int64 *busy, int nbusy, TimestampTz reconci
 /* Mark up to `limit` due launches 'sending' and return them. */
 extern int	store_claim_launches(int limit, LaunchClaim **out);
 
-extern int	store_claim_reconciles(const int64 *busy, int nbusy, int limit,
-								   ReconcileClaim **out);
+/* Due table-scheduled work not in `busy`; imports only when `imports`. */
+extern int	store_claim_table_work(const int64 *busy, int nbusy, int limit,
+								   bool imports, TableClaim **out);
 
 /* Earliest next_attempt_at of table-scheduled work not in `busy`; 0 if none. */
-extern TimestampTz store_next_due(const int64 *busy, int nbusy);
+extern TimestampTz store_next_due(const int64 *busy, int nbusy, bool imports);
 
 extern void store_load_polls(void (*add) (int64 id, const pg_uuid_t *scan_id));
 
 /* Recording a scan id for a row. */
 typedef enum AdoptResult
 {
-	ADOPTED,
+	ADOPTED,					/* now polled */
+	ADOPTED_TO_ABORT,			/* an abort was asked for meanwhile: abort it */
 	ROW_MOVED_ON,				/* the row is no longer waiting for an id */
 	SCAN_ID_TAKEN				/* another row (*holder) already tracks it */
 } AdoptResult;
@@ -83,9 +93,13 @@ extern void store_launch_retry(int64 id, TimestampTz when, const char *error);
 extern void store_launch_unknown(int64 id, TimestampTz when, const char *error);
 extern void store_launch_failed(int64 id, const char *error);
 
-/* Poll outcomes.  store_poll_update returns false when the row is no longer polled. */
+/*
+ * Poll outcomes.  next_state is the row's worker_state after this answer
+ * ('done', 'import'), or NULL while the scan runs.  store_poll_update
+ * returns false when the row is no longer polled.
+ */
 extern bool store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
-							  bool terminal);
+							  const char *next_state);
 extern void store_poll_gone(int64 id, const char *error);
 extern void store_poll_error(int64 id, const char *error);
 
@@ -94,6 +108,23 @@ extern bool store_scan_id_known(const pg_uuid_t *scan_id);
 extern AdoptResult store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id,
 										 int64 *holder);
 extern void store_reconcile_resend(int64 id, const char *note);
-extern void store_reconcile_retry(int64 id, TimestampTz when, const char *error);
+
+/* Try table-scheduled work (in worker_state `state`) again at `when`. */
+extern void store_work_retry(int64 id, const char *state, TimestampTz when,
+							 const char *error);
+
+/* Abort outcomes: sent (poll again; note may explain a refusal), or gone. */
+extern void store_abort_sent(int64 id, const char *note);
+extern void store_abort_gone(int64 id, const char *error);
+
+/* Import of findings: one page, then done (or failed for good). */
+extern bool store_insert_finding(int64 id, const pg_uuid_t *session_id,
+								 const Finding *finding);
+extern void store_import_page(int64 id, const char *next_cursor);
+extern void store_import_done(int64 id);
+extern void store_import_failed(int64 id, const char *error);
+
+/* Retention: delete up to `limit` finished scans older than `days`. */
+extern int	store_delete_old_scans(int days, int limit);
 
 #endif

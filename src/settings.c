@@ -46,6 +46,8 @@ int			invicti_max_concurrent = 16;
 int			invicti_retry_max_delay_s = 300;
 int			invicti_max_response_kb = 8192;
 bool		invicti_allow_insecure_http = false;
+bool		invicti_import_vulnerabilities = true;
+int			invicti_history_days = 0;
 
 /* The variable GUC sees: always the mask (or empty), never the token. */
 static char *api_token_masked = NULL;
@@ -277,6 +279,20 @@ invicti_define_settings(void)
 							 &invicti_allow_insecure_http, false,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("invicti_scan.import_vulnerabilities",
+							 "Import the findings of completed scans into invicti_vulnerabilities.",
+							 NULL,
+							 &invicti_import_vulnerabilities, true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.history_days",
+							"Days to keep finished scans (and their findings); 0 keeps them forever.",
+							"The worker deletes older finished scans in small batches.",
+							&invicti_history_days, 0, 0, 100 * 366,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("invicti_scan");
 }

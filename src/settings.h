@@ -19,6 +19,8 @@ extern int	invicti_max_concurrent;
 extern int	invicti_retry_max_delay_s;
 extern int	invicti_max_response_kb;
 extern bool invicti_allow_insecure_http;
+extern bool invicti_import_vulnerabilities;
+extern int	invicti_history_days;
 
 extern void invicti_define_settings(void);
 

@@ -29,6 +29,7 @@ typedef struct InvictiShared
 {
 	slock_t		mutex;
 	int			worker_pgprocno;	/* -1 when no worker runs */
+	bool		database_exists;	/* last answer of the database check */
 	InvictiStats stats;
 } InvictiShared;
 
@@ -141,6 +142,25 @@ invicti_stats_set_activity(int in_flight, TimestampTz paused_until)
 	shared->stats.in_flight = in_flight;
 	shared->stats.paused_until = paused_until;
 	SpinLockRelease(&shared->mutex);
+}
+
+void
+invicti_set_database_exists(bool exists)
+{
+	SpinLockAcquire(&shared->mutex);
+	shared->database_exists = exists;
+	SpinLockRelease(&shared->mutex);
+}
+
+bool
+invicti_database_exists(void)
+{
+	bool		exists;
+
+	SpinLockAcquire(&shared->mutex);
+	exists = shared->database_exists;
+	SpinLockRelease(&shared->mutex);
+	return exists;
 }
 
 bool

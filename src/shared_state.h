@@ -60,6 +60,10 @@ extern void invicti_wake_worker(void);
 extern void invicti_worker_attach(void);
 extern void invicti_worker_detach(void);
 
+/* The database check's answer (see worker.c), passed through shared memory. */
+extern void invicti_set_database_exists(bool exists);
+extern bool invicti_database_exists(void);
+
 /* Worker: record what happened. */
 extern void invicti_stats_count(InvictiCallKind kind, InvictiOutcome outcome,
 								bool is_retry, const char *error);

@@ -28,7 +28,12 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -39,6 +44,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "api_client.h"
@@ -56,6 +62,9 @@
 #define MAX_SLEEP_MS 60000
 /* Backoff of database work after an error. */
 #define DB_RETRY_MAX_MS 30000
+/* Retention: rows deleted per transaction, and the pause between runs. */
+#define RETENTION_BATCH 1000
+#define RETENTION_INTERVAL_MS (10 * 60 * 1000)
 
 typedef enum ExtensionState
 {
@@ -76,6 +85,8 @@ static TimestampTz next_poll_resync = 0;
 static TimestampTz db_retry_at = 0;
 static int	db_error_streak = 0;
 static bool record_one_by_one = false;
+static TimestampTz retention_due = 0;
+static int64 retention_deleted = 0;	/* in the current run */
 
 static const char *config_problem = NULL;
 static char *config_problem_logged = NULL;
@@ -161,6 +172,7 @@ reload_settings(void)
 	}
 	check_config();
 	claim_needed = true;
+	retention_due = 0;			/* history_days may have changed: look now */
 }
 
 /* ---- extension presence ---- */
@@ -231,12 +243,11 @@ record_in_one_transaction(int max)
 		jobs_discard_waiting();
 		return false;
 	}
-	/* launch and reconcile verdicts reschedule table work: look again */
-	if (jobs_waiting_need_durability())
-		claim_needed = true;
 	jobs_record(max);
 	store_commit();
-	jobs_recorded();
+	/* verdicts that (re)scheduled table work: look at the table again */
+	if (jobs_recorded())
+		claim_needed = true;
 	return true;
 }
 
@@ -301,9 +312,9 @@ claim_table_work(TimestampTz now)
 	int			nbusy;
 	int			slots;
 	LaunchClaim *launches = NULL;
-	ReconcileClaim *reconciles = NULL;
+	TableClaim *work = NULL;
 	int			nl = 0;
-	int			nr = 0;
+	int			nw = 0;
 	int			i;
 	bool		resync = now >= next_poll_resync;
 
@@ -341,24 +352,53 @@ claim_table_work(TimestampTz now)
 	{
 		nl = store_claim_launches(slots, &launches);
 		if (slots - nl > 0)
-			nr = store_claim_reconciles(busy, nbusy, slots - nl, &reconciles);
+			nw = store_claim_table_work(busy, nbusy, slots - nl,
+										invicti_import_vulnerabilities, &work);
 	}
 	{
-		int64	   *all = palloc(sizeof(int64) * (nbusy + nr + 1));
+		int64	   *all = palloc(sizeof(int64) * (nbusy + nw + 1));
 
 		memcpy(all, busy, sizeof(int64) * nbusy);
-		for (i = 0; i < nr; i++)
-			all[nbusy + i] = reconciles[i].id;
-		next_table_due = store_next_due(all, nbusy + nr);
+		for (i = 0; i < nw; i++)
+			all[nbusy + i] = work[i].id;
+		next_table_due = store_next_due(all, nbusy + nw, invicti_import_vulnerabilities);
 	}
 	store_commit();
 
 	/* Only now, with the 'sending' marks committed, do requests go out. */
 	for (i = 0; i < nl; i++)
 		jobs_start_launch(&launches[i]);
-	for (i = 0; i < nr; i++)
-		jobs_start_reconcile(&reconciles[i]);
-	claim_needed = (nl + nr == slots && slots > 0);
+	for (i = 0; i < nw; i++)
+		jobs_start_table_work(&work[i]);
+	claim_needed = (nl + nw == slots && slots > 0);
+}
+
+/*
+ * Delete finished scans older than invicti_scan.history_days, one small
+ * batch per turn so that other work goes on in between.
+ */
+static void
+apply_retention(TimestampTz now)
+{
+	int			deleted;
+
+	if (store_begin("deleting old Invicti scans", false) != STORE_READY)
+		return;
+	deleted = store_delete_old_scans(invicti_history_days, RETENTION_BATCH);
+	store_commit();
+
+	retention_deleted += deleted;
+	if (deleted == RETENTION_BATCH)
+		retention_due = now;	/* more to do: next turn */
+	else
+	{
+		if (retention_deleted > 0)
+			ereport(LOG,
+					(errmsg("invicti_scan worker: deleted " INT64_FORMAT " finished scans older than %d days",
+							retention_deleted, invicti_history_days)));
+		retention_deleted = 0;
+		retention_due = TimestampTzPlusMilliseconds(now, RETENTION_INTERVAL_MS);
+	}
 }
 
 static void
@@ -395,7 +435,11 @@ run_turn(void)
 		claim_table_work(now);
 
 	if (ext_state == EXT_READY)
+	{
 		start_due_polls(now);
+		if (invicti_history_days > 0 && now >= retention_due)
+			apply_retention(now);
+	}
 	db_error_streak = 0;
 }
 
@@ -455,6 +499,8 @@ sleep_ms(void)
 		return 0;
 	if (ext_state != EXT_READY)
 		return Min(t, ms_until(ext_recheck_at, now));
+	if (invicti_history_days > 0)
+		t = Min(t, ms_until(retention_due, now));
 	if (paused != 0)
 		t = Min(t, ms_until(paused, now));
 	else if (config_problem == NULL && free_slots() > 0)
@@ -510,6 +556,82 @@ wait_for_events(void)
 
 /* ---- lifecycle ---- */
 
+/*
+ * A short-lived helper: connected to no database (shared catalogs only), it
+ * says whether invicti_scan.database_name exists, so that the worker does
+ * not die with FATAL, and restart, every few seconds while it does not.
+ */
+void
+invicti_database_check_main(Datum main_arg pg_attribute_unused())
+{
+	bool		exists = false;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	/* a plain heap scan: without a database, indexes cannot be opened */
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!exists && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		exists = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname),
+						invicti_database_name) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	invicti_set_database_exists(exists);
+}
+
+/* Return once the database exists; wait quietly (one LOG line) until then. */
+static void
+wait_for_database(void)
+{
+	bool		said = false;
+
+	for (;;)
+	{
+		BackgroundWorker check;
+		BackgroundWorkerHandle *handle;
+
+		memset(&check, 0, sizeof(check));
+		check.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		check.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		check.bgw_restart_time = BGW_NEVER_RESTART;
+		check.bgw_notify_pid = MyProcPid;
+		snprintf(check.bgw_library_name, BGW_MAXLEN, INVICTI_EXTENSION_NAME);
+		snprintf(check.bgw_function_name, BGW_MAXLEN, "invicti_database_check_main");
+		snprintf(check.bgw_name, BGW_MAXLEN, "invicti_scan database check");
+		snprintf(check.bgw_type, BGW_MAXLEN, "invicti_scan database check");
+
+		invicti_set_database_exists(false);
+		if (RegisterDynamicBackgroundWorker(&check, &handle))
+		{
+			if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED)
+				proc_exit(1);
+			if (invicti_database_exists())
+				return;
+			if (!said)
+				ereport(LOG,
+						(errmsg("invicti_scan worker: database \"%s\" does not exist; waiting for it",
+								invicti_database_name),
+						 errhint("Create the database, or set invicti_scan.database_name and restart the server.")));
+		}
+		else if (!said)
+			ereport(LOG,
+					(errmsg("invicti_scan worker: no background worker slot free to check for database \"%s\"; retrying",
+							invicti_database_name),
+					 errhint("Consider increasing max_worker_processes.")));
+		said = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 EXTENSION_RECHECK_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 static void
 worker_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
@@ -524,6 +646,7 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	wait_for_database();
 	BackgroundWorkerInitializeConnection(invicti_database_name, NULL, 0);
 	pgstat_report_appname(INVICTI_WORKER_NAME);
 	SetConfigOption("application_name", INVICTI_WORKER_NAME, PGC_USERSET, PGC_S_OVERRIDE);

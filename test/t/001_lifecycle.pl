@@ -47,6 +47,8 @@ wait_for($node,
 	 FROM invicti_scans",
 	'every outcome reaches its final status');
 
+wait_for($node, "SELECT count(*) = 0 FROM invicti_scans WHERE worker_state = 'import'",
+	'findings of completed scans imported');
 my $sims = $sim->scans;
 for my $outcome (sort keys %outcome_target)
 {

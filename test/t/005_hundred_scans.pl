@@ -37,6 +37,9 @@ wait_for($node,
 	 FROM invicti_scans",
 	'every row reached its final status', 120);
 
+wait_for($node, "SELECT count(*) = 0 FROM invicti_scans WHERE worker_state = 'import'",
+	'findings of completed scans imported');
+
 # Compare every row with the simulator's own record of its scan.
 my $sims = $sim->scans;
 my $rows = $node->safe_psql('postgres',
