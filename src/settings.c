@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "settings.h"
@@ -224,12 +225,17 @@ invicti_define_settings(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
-	DefineCustomStringVariable("invicti_scan.database_name",
-							   "Database the invicti_scan worker connects to.",
-							   NULL,
-							   &invicti_database_name, "postgres",
-							   PGC_POSTMASTER, 0,
-							   NULL, NULL, NULL);
+	/*
+	 * Only the worker uses this, and it exists only when the library is
+	 * preloaded; PostgreSQL allows postmaster-level settings only then.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("invicti_scan.database_name",
+								   "Database the invicti_scan worker connects to.",
+								   NULL,
+								   &invicti_database_name, "postgres",
+								   PGC_POSTMASTER, 0,
+								   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("invicti_scan.poll_interval",
 							"Time between two status reads of one running scan.",

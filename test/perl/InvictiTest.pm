@@ -24,7 +24,7 @@ use Test::More;
 our @EXPORT = qw(
   start_simulator new_node launch launch_many wait_for scan_rows
   scan_row target_uuid PROFILE_HIGH_RISK TOKEN log_contains count_in_log
-  worker_pid
+  worker_pid wait_until
 );
 
 use constant PROFILE_HIGH_RISK => '11111111-1111-1111-1111-111111111112';
@@ -139,12 +139,22 @@ sub launch_many
 	return split /\n/, $ids;
 }
 
+# A wait's time limit in seconds: $timeout (default 60) times
+# INVICTI_TEST_TIMEOUT_SCALE (default 1), for slow runs such as
+# test/valgrind.sh.  Only how long a wait may take changes, never what it
+# checks.
+sub scaled_timeout
+{
+	my ($timeout) = @_;
+	return ($timeout // 60) * ($ENV{INVICTI_TEST_TIMEOUT_SCALE} || 1);
+}
+
 # Wait until a query returns 't' (default 60 s); fail the test if not.
 sub wait_for
 {
 	my ($node, $query, $what, $timeout) = @_;
 	my $start = time();
-	my $deadline = $start + ($timeout // 60);
+	my $deadline = $start + scaled_timeout($timeout);
 	my $last = '';
 	while (time() < $deadline)
 	{
@@ -159,6 +169,31 @@ sub wait_for
 	fail("$what (timed out; last answer: '$last')");
 	diag(scan_rows($node, 'true'));
 	return 0;
+}
+
+# Wait until $check->() returns true (default 60 s), for conditions that
+# are not a query on one node (the simulator's log, a server log); passes
+# or fails a test named $what.  Returns the check's last result.
+sub wait_until
+{
+	my ($check, $what, $timeout) = @_;
+	my $start = time();
+	my $deadline = $start + scaled_timeout($timeout);
+	while (1)
+	{
+		my $r = $check->();
+		if ($r)
+		{
+			pass(sprintf('%s (%.1f s)', $what, time() - $start));
+			return $r;
+		}
+		if (time() >= $deadline)
+		{
+			fail("$what (timed out)");
+			return $r;
+		}
+		sleep 0.2;
+	}
 }
 
 # Rows as text, for diagnostics and comparisons.
