@@ -256,10 +256,10 @@ SELECT s.id, s.target_id, s.status,
        s.start_date, now() - coalesce(s.start_date, s.created_at) AS running_for,
        s.updated_at, s.scan_id, s.launched_by, s.last_error
 FROM invicti_scans s
-WHERE s.worker_state <> 'done'
+WHERE s.worker_state NOT IN ('done', 'import')
 ORDER BY s.created_at, s.id;
 COMMENT ON VIEW invicti_running_scans IS
-    'scans not finished yet, with a progress bar for psql (\watch)';
+    'scans not finished yet (pending ones included), with a progress bar for psql (\watch)';
 
 CREATE VIEW invicti_findings_summary WITH (security_invoker = true) AS
 SELECT v.severity, v.severity_name, v.vt_name,

@@ -266,7 +266,7 @@ record_one_at_a_time(void)
 
 	for (i = 0; i < n && jobs_waiting() > 0; i++)
 	{
-		bool		go_on = true;
+		volatile bool go_on = true;
 
 		PG_TRY();
 		{
@@ -318,10 +318,11 @@ claim_table_work(TimestampTz now)
 	int			i;
 	bool		resync = now >= next_poll_resync;
 
+	claim_needed = false;
 	status = store_begin("claiming due Invicti work", true);
 	note_extension_state(status);
 	if (status != STORE_READY)
-		return;
+		return;					/* looked again at ext_recheck_at, or when woken */
 
 	if (store_extension_changed())
 	{
