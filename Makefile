@@ -44,6 +44,9 @@ SHLIB_LINK  = $(shell $(CURL_CONFIG) --libs 2>/dev/null || echo -lcurl)
 EXTRA_CLEAN = results regression.diffs regression.out tmp_check tmp_regress
 
 include $(PGXS)
+
+# The version is compiled in (User-Agent, the worker's version check).
+$(OBJS): $(EXTENSION).control
 else
 all install installcheck:
 	@echo "PostgreSQL's server development files were not found (pg_config --pgxs)."

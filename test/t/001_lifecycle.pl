@@ -73,7 +73,10 @@ my @log = $sim->log_entries;
 is(scalar(grep { $_->{auth} ne 'ok' } @log), 0, 'every request carried the X-Auth token');
 is(scalar(grep { ($_->{accept} // '') ne 'application/json' } @log), 0,
 	'every request asked for application/json');
-like($log[0]{user_agent}, qr{^invicti_scan/1\.\d+ }, 'User-Agent names the extension and its version');
+my $version = $node->safe_psql('postgres',
+	"SELECT default_version FROM pg_available_extensions WHERE name = 'invicti_scan'");
+like($log[0]{user_agent}, qr{^invicti_scan/\Q$version\E \(PostgreSQL 15\) libcurl/},
+	"User-Agent names the extension and its version ($version)");
 my @posts = $sim->launches;
 is(scalar(@posts), 5, 'one POST per launch');
 is(scalar(grep { $_->{content_type} !~ m{^application/json} } @posts), 0,
