@@ -274,7 +274,7 @@ class ApiError(Exception):
 
 class Request:
     __slots__ = ("method", "path", "query", "headers", "body", "keep_alive",
-                 "http10", "arrived", "started")
+                 "http10", "arrived", "started", "processed")
 
     def query_args(self):
         """Query string -> {name: last value}."""
@@ -1334,6 +1334,7 @@ class ApiApp:
                                             else "Invalid X-Auth token"])
         resp.auth = auth
         resp.template = template
+        req.processed = resp
         return resp
 
     def unprocessed(self, req):
@@ -1346,6 +1347,16 @@ class ApiApp:
 
     # -- faults --
     async def apply_fault(self, conn, req, rule):
+        try:
+            await self._apply_fault(conn, req, rule)
+        except asyncio.CancelledError:
+            # An outage cut the request short while a fault held it: log it,
+            # with what it did (a launch may have created a scan already).
+            meta = getattr(req, "processed", None) or self.unprocessed(req)
+            self.sim.record(req, 0, "outage", meta, True)
+            raise
+
+    async def _apply_fault(self, conn, req, rule):
         kind, prm, sim = rule.kind, rule.params, self.sim
         if kind == "latency":
             delay = (prm["ms"] + sim.faults.rng.uniform(0, prm["jitter_ms"])) / 1000.0

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import ssl
+import threading
 import subprocess
 import sys
 import tempfile
@@ -1017,6 +1018,27 @@ class ServerTests(SimTestCase):
         wait_until(lambda: not self._refused(), timeout=10, message="api port back")
         self.assertEqual(self.sim.api("GET", "/me").status, 200)
         self.assertFalse(self.sim.ctl("GET", "/outage")["down"])
+
+    def test_outage_logs_requests_it_cuts_short(self):
+        # A launch held by a latency fault after it created its scan, then an
+        # outage: the request is logged, with the scan it created.
+        self.sim.faults({"match": {"method": "POST"}, "fault": "latency", "ms": 5000,
+                     "when": "after", "count": 1})
+        held = threading.Thread(target=lambda: self.assertRaises(
+            (ConnectionError, http.client.HTTPException, OSError), self.sim.launch))
+        held.start()
+        wait_until(lambda: self.sim.ctl("GET", "/scans")["scans"], timeout=10,
+                   message="scan created")
+        self.sim.ctl("POST", "/outage", {"down": True})
+        held.join(timeout=10)
+        entry = wait_until(lambda: next((e for e in self.sim.log()["entries"]
+                                         if e["fault"] == "outage"), None),
+                           timeout=10, message="outage entry")
+        self.assertEqual((entry["method"], entry["status"]), ("POST", 0))
+        created = self.sim.ctl("GET", "/scans")["scans"][0]
+        self.assertEqual(entry["created_scan_id"], created["scan_id"])
+        self.assertEqual(created["request_seq"], entry["seq"])
+        self.sim.ctl("POST", "/outage", {"down": False})
 
     def test_outage_manual(self):
         self.assertTrue(self.sim.ctl("POST", "/outage", {"down": True})["down"])
