@@ -915,9 +915,12 @@ class FaultTests(SimTestCase):
         body = reply.json()
         self.assertEqual(body["scans"][0]["scan_id"], scan_id)
         self.assertGreater(len(body["_sim_padding"]), size - 1000)
-        # A body-less 204 becomes a padded 200 object.
+        # A body-less 204 becomes a padded 200 object (a slow scan, so that
+        # it is still running however long the 20 MB took on a busy machine).
+        self.sim.add_targets({"target_id": tid(9), "duration_scale": 10000})
+        slow_id = self.sim.launch_id(tid(9))
         self.sim.faults({"match": {"method": "POST"}, "fault": "huge", "bytes": 1000})
-        reply = self.sim.api("POST", f"/scans/{scan_id}/abort")
+        reply = self.sim.api("POST", f"/scans/{slow_id}/abort")
         self.assertEqual((reply.status, len(reply.body)), (200, 1000))
         json.loads(reply.body)
 
