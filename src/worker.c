@@ -610,7 +610,10 @@ wait_for_database(void)
 		invicti_set_database_exists(false);
 		if (RegisterDynamicBackgroundWorker(&check, &handle))
 		{
-			if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED)
+			BgwHandleStatus status = WaitForBackgroundWorkerShutdown(handle);
+
+			pfree(handle);		/* one per try: don't let a long wait grow */
+			if (status == BGWH_POSTMASTER_DIED)
 				proc_exit(1);
 			if (invicti_database_exists())
 				return;

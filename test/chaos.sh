@@ -69,14 +69,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if [ "$(id -u)" -eq 0 ]; then
-  ensure_packages $INVICTI_PACKAGES
-  [ $install = yes ] && build_and_install
-fi
-if [ ! -f "$(pg_config --pkglibdir)/invicti_scan.so" ] ||
-   [ ! -f "$(pg_config --sharedir)/extension/invicti_scan.control" ]; then
-  die "invicti_scan is not installed: run 'make install' first, or pass --install as root"
-fi
+[ "$(id -u)" -eq 0 ] && ensure_packages $INVICTI_PACKAGES
+require_extension $install
 
 run() {
   as_test_user env "${chaos_env[@]}" PROVE_TESTS=test/chaos.pl PROVE_FLAGS=-v \
@@ -84,20 +78,10 @@ run() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then
-  [ $install = yes ] && die "--install needs root"
   run "$PWD"
   exit
 fi
 
-tree=$(stage_tree "$PWD")
-finish() {
-  local rc=$?
-  if [ $keep = yes ] || [ $rc -ne 0 ]; then
-    echo "chaos: logs and data kept in $tree/tmp_check" >&2
-  else
-    rm -rf "$tree"
-  fi
-}
-trap finish EXIT
+stage_run $keep tmp_check
 log "chaos run as $(test_user) in $tree"
 run "$tree"

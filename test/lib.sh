@@ -62,6 +62,47 @@ stage_tree() {
   echo "$dest"
 }
 
+# Scripts that run against the installed extension: $1 = yes builds and
+# installs it first, private leaves it to private_bindir, no checks that it
+# is installed.
+require_extension() {
+  case $1 in
+    yes) build_and_install ;;
+    no)
+      [ -f "$(pg_config --pkglibdir)/invicti_scan.so" ] &&
+        [ -f "$(pg_config --sharedir)/extension/invicti_scan.control" ] ||
+        die "invicti_scan is not installed: run 'make test' first, or pass --install" ;;
+  esac
+}
+
+# Stage the tree into the global $tree for one run; on exit remove it,
+# unless the run failed or $1 = yes, and then say where $2 (under $tree)
+# was kept.
+stage_run() {
+  _run_keep=$1 _run_kept=$2
+  tree=$(stage_tree "$PWD")
+  trap _end_run EXIT
+}
+_end_run() {
+  local rc=$?
+  if [ "$_run_keep" = yes ] || [ $rc -ne 0 ]; then
+    echo "kept for a look: $tree/$_run_kept" >&2
+  else
+    rm -rf "$tree"
+  fi
+}
+
+# The bin directory to run PostgreSQL from: the system's, or with $1 =
+# private, a private build of $tree (test/private_install.sh).
+private_bindir() {
+  if [ "$1" = private ]; then
+    log "building $tree into a private PostgreSQL"
+    as_test_user bash "$tree/test/private_install.sh" "$tree/tmp_install"
+  else
+    echo "$PG_BINDIR"
+  fi
+}
+
 # Run a command as the test user with PostgreSQL's binaries first on PATH.
 as_test_user() {
   local path="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin"
