@@ -208,10 +208,14 @@ Connect (the cluster listens on its Unix socket only):
   psql -h $dir -p $pg_port -U $(test_user) postgres
 
 Try:
-  SELECT invicti_launch_scan('a0000001-0000-4000-8000-000000000001', '11111111-1111-1111-1111-111111111111');
-  SELECT id, status, progress, severity_counts, last_error FROM invicti_scans ORDER BY id;
-  SELECT status, count(*) FROM invicti_scans GROUP BY 1;
-  SELECT name, setting FROM pg_settings WHERE name LIKE 'invicti_scan.%';
+  SELECT invicti_launch_scan('a0000002-0000-4000-8000-000000000002', '11111111-1111-1111-1111-111111111111');
+  SELECT id, status, progress_bar FROM invicti_running_scans;   -- then \\watch 1
+  SELECT invicti_abort_scan(7);                                -- the id launch returned
+  SELECT * FROM invicti_latest_scans;
+  SELECT severity_name, vt_name, findings FROM invicti_findings_summary;
+  SELECT id, invicti_scan_passed(id) FROM invicti_scans WHERE status = 'completed';
+  SELECT requests, requests_by_kind FROM invicti_scan_stats;
+  LISTEN invicti_scan;                                          -- status changes as they happen
 
 The simulator's control API is at $control/ (docs: test/simulator/invicti_sim.py).
 Make the next launch answer HTTP 429 (rate limited), then launch a scan and
