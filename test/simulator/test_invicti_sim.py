@@ -1159,29 +1159,20 @@ class ServerTests(SimTestCase):
             f"GET /api/v1/nowhere HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
             f"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n"
             "Connection: close\r\n\r\n").encode()
-        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
-            s.sendall(requests)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
-        self.assertEqual(statuses, [200, 200, 201, 404, 200])
+        def statuses(chunk_size):
+            """Send the requests chunk_size bytes at a time; the answers' statuses."""
+            with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
+                for i in range(0, len(requests), chunk_size):
+                    s.send(requests[i:i + chunk_size])
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+
+        self.assertEqual(statuses(len(requests)), [200, 200, 201, 404, 200])
         # Same, one byte at a time, with a fault in the middle to exercise ordering.
         self.sim.faults({"match": {"path": "/nowhere$"}, "fault": "latency", "ms": 200})
-        with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
-            for i in range(len(requests)):
-                s.send(requests[i:i + 1])
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
-        self.assertEqual(statuses, [200, 200, 201, 404, 200])
+        self.assertEqual(statuses(1), [200, 200, 201, 404, 200])
 
     def test_keep_alive_connection_reused(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.sim.api_port, timeout=5)
