@@ -59,7 +59,6 @@ typedef struct WatchedSocket
 
 static CURLM *multi = NULL;
 static Transfer *transfers = NULL;	/* all in flight, doubly linked */
-static int	n_transfers = 0;
 
 static WatchedSocket *watched = NULL;
 static int	n_watched = 0;
@@ -228,7 +227,6 @@ free_transfer(Transfer *t)
 		transfers = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
-	n_transfers--;
 
 	curl_multi_remove_handle(multi, t->easy);
 	if (n_easy_pool < EASY_POOL_MAX)
@@ -437,14 +435,7 @@ api_client_submit(const ApiRequest *req, void *tag, MemoryContext cxt,
 	if (transfers)
 		transfers->prev = t;
 	transfers = t;
-	n_transfers++;
 	return true;
-}
-
-int
-api_client_in_flight(void)
-{
-	return n_transfers;
 }
 
 /* ---- waiting ---- */

@@ -44,8 +44,6 @@ extern void api_client_cleanup(void);
 extern bool api_client_submit(const ApiRequest *req, void *tag,
 							  MemoryContext cxt, char **error);
 
-extern int	api_client_in_flight(void);
-
 /* Waiting: how many sockets to watch, add them, and curl's own deadline. */
 extern int	api_client_socket_count(void);
 extern void api_client_add_sockets(WaitEventSet *set);
