@@ -646,10 +646,10 @@ class SimClock:
 class Target:
     """Immutable once built: PUT /_sim/targets replaces the object."""
     __slots__ = ("target_id", "address", "description", "criticality", "outcome",
-                 "duration_scale", "final_counts", "order")
+                 "duration_scale", "polls_to_finish", "final_counts", "order")
 
     FIELDS = {"target_id", "address", "description", "criticality", "outcome",
-              "duration_scale", "severity_counts"}
+              "duration_scale", "polls_to_finish", "severity_counts"}
 
     def __init__(self, spec, order):
         if not isinstance(spec, dict):
@@ -676,6 +676,11 @@ class Target:
         if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
             raise ValueError("duration_scale must be a positive number")
         self.duration_scale = float(self.duration_scale)
+        # Benchmarks: the scan reaches the end of its timeline on this GET.
+        self.polls_to_finish = spec.get("polls_to_finish")
+        if self.polls_to_finish is not None and (type(self.polls_to_finish) is not int
+                                                 or self.polls_to_finish < 1):
+            raise ValueError("polls_to_finish must be a positive integer")
         counts = spec.get("severity_counts")
         if counts is None:
             digest = hashlib.sha256(self.target_id.encode()).digest()
@@ -693,6 +698,7 @@ class Target:
         return {"target_id": self.target_id, "address": self.address,
                 "description": self.description, "criticality": self.criticality,
                 "outcome": self.outcome, "duration_scale": self.duration_scale,
+                "polls_to_finish": self.polls_to_finish,
                 "severity_counts": dict(self.final_counts), "builtin": builtin}
 
 
@@ -725,6 +731,7 @@ class Scan:
         self.deleted_at = None
         self.request_seq = None
         self.pin = None                 # (status, progress or None, pinned_at_u)
+        self.polls = 0                  # GETs of this scan (target.polls_to_finish)
         self.plan = self._base_plan()
         self.session_start_u = launch_u + 1 * target.duration_scale
         self.cache_key = None
@@ -1575,7 +1582,12 @@ class ApiApp:
 
     def get_scan(self, req, scan_id):
         scan = self._scan(scan_id)
-        st = scan.state(self.sim.clock.now())
+        now = self.sim.clock.now()
+        scan.polls += 1
+        if scan.polls == scan.target.polls_to_finish and scan.pin is None:
+            _, status, progress, _ = scan.plan[-1]
+            scan.pin = (status, int(progress), now)
+        st = scan.state(now)
         key = (st, self._shape)
         if scan.cache_key != key:
             if self._shape == "single":

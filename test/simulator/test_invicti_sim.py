@@ -613,6 +613,25 @@ class TimelineTests(SimTestCase):
         self.assertEqual(control[scans["paused"]]["scan_session_id"],
                          last["paused"]["scan_session_id"])
 
+    def test_polls_to_finish(self):
+        self.sim.add_targets({"target_id": tid(30), "duration_scale": 10000,
+                              "polls_to_finish": 3},
+                             {"target_id": tid(31), "outcome": "failed",
+                              "duration_scale": 10000, "polls_to_finish": 1})
+        scan_id = self.sim.launch_id(tid(30))
+        for _ in range(2):
+            self.assertNotIn(self.sim.session(scan_id)["status"], ("completed", "failed"))
+        third = self.sim.session(scan_id)
+        self.assertEqual((third["status"], third["progress"]), ("completed", 100))
+        self.assertIn("end_date", third)
+        self.assertEqual(third["severity_counts"], expected_final_counts(tid(30)))
+        self.assertEqual(self.sim.session(scan_id)["status"], "completed")
+        self.assertEqual(self.sim.session(self.sim.launch_id(tid(31)))["status"], "failed")
+        for bad in (0, -1, 1.5, "3", True):
+            self.sim.ctl("PUT", "/targets",
+                         {"targets": [{"target_id": tid(32), "polls_to_finish": bad}]},
+                         expect=400)
+
     def _slow_target(self, n, outcome="completed"):
         self.sim.add_targets({"target_id": tid(n), "outcome": outcome, "duration_scale": 1000})
 
