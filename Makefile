@@ -22,7 +22,9 @@ OBJS = \
 	src/scan_store.o \
 	src/poll_schedule.o \
 	src/retry_policy.o \
-	src/scan_jobs.o
+	src/scan_jobs.o \
+	src/commit_wake.o \
+	src/scan_events.o
 
 DATA        = $(wildcard sql/$(EXTENSION)--*.sql)
 

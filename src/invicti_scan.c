@@ -21,8 +21,8 @@
  *  - libcurl memory stays in api_client.c and never mixes with palloc.
  *  - The API token is never logged, stored in a row or shown to anyone.
  *
- * This file only wires things up at load time: settings, shared memory and
- * the worker's registration.  It must not grow logic of its own.
+ * This file only wires things up at load time: settings, shared memory,
+ * the hook that watches extension DDL, and the worker's registration.  It must not grow logic of its own.
  */
 #include "postgres.h"
 
@@ -31,6 +31,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 
+#include "commit_wake.h"
 #include "invicti_scan.h"
 #include "settings.h"
 #include "shared_state.h"
@@ -87,5 +88,6 @@ _PG_init(void)
 	shmem_request_hook = request_shmem;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
+	invicti_watch_extension_ddl();
 	register_worker();
 }

@@ -9,6 +9,11 @@
  * something new; the timetable lives here, and after a restart every running
  * scan is simply due at once.
  *
+ * Each scan also remembers a hash of the answer its row holds, so that a
+ * poll that hears the same bytes again needs no transaction; the hash is
+ * forgotten whenever the row may hold something else (an error recorded, the
+ * table changed behind the worker).
+ *
  * A hash table finds a scan by row id; a pairing heap (PostgreSQL's
  * lib/pairingheap) hands out the earliest due one.  A scan whose request is
  * in flight is in the hash but not in the heap.  Everything lives in one
@@ -31,6 +36,8 @@ typedef struct PollEntry
 	pg_uuid_t	scan_id;
 	TimestampTz due;
 	int			failures;		/* consecutive failed polls */
+	uint32		seen;			/* sync_generation when last confirmed */
+	uint64		answer;			/* hash of the answer in the row; 0 = unknown */
 	bool		in_heap;
 	pairingheap_node node;
 } PollEntry;
@@ -38,6 +45,7 @@ typedef struct PollEntry
 static MemoryContext schedule_cxt = NULL;
 static HTAB *entries = NULL;
 static pairingheap *heap = NULL;
+static uint32 sync_generation = 0;
 
 /* Earlier due time = higher priority. */
 static int
@@ -103,9 +111,11 @@ poll_schedule_add(int64 id, const pg_uuid_t *scan_id, TimestampTz due)
 	bool		found;
 	PollEntry  *e = hash_search(entries, &id, HASH_ENTER, &found);
 
+	e->seen = sync_generation;
+	e->scan_id = *scan_id;
+	e->answer = 0;				/* new, or the table changed: ask the row */
 	if (found)
 		return;
-	e->scan_id = *scan_id;
 	e->failures = 0;
 	e->due = due;
 	heap_insert(e);
@@ -120,6 +130,34 @@ poll_schedule_remove(int64 id)
 		return;
 	heap_remove(e);
 	hash_search(entries, &id, HASH_REMOVE, NULL);
+}
+
+void
+poll_schedule_sync_begin(void)
+{
+	sync_generation++;
+}
+
+int
+poll_schedule_sync_end(void)
+{
+	HASH_SEQ_STATUS status;
+	PollEntry  *e;
+	int			removed = 0;
+
+	hash_seq_init(&status, entries);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		int64		id = e->id;
+
+		if (e->seen == sync_generation)
+			continue;
+		/* dynahash allows removing the entry a scan just returned */
+		heap_remove(e);
+		hash_search(entries, &id, HASH_REMOVE, NULL);
+		removed++;
+	}
+	return removed;
 }
 
 bool
@@ -154,16 +192,35 @@ poll_schedule_done(int64 id, PollOutcome outcome, TimestampTz now)
 			e->failures = 0;
 			break;
 		case POLL_FAILED:
+			e->answer = 0;		/* the row now holds an error */
 			e->failures++;
 			delay_ms = Min(retry_delay_ms(e->failures), delay_ms);
 			break;
 		case POLL_DEFERRED:
+			e->answer = 0;
 			delay_ms = 0;
 			break;
 	}
 	heap_remove(e);
 	e->due = TimestampTzPlusMilliseconds(now, delay_ms);
 	heap_insert(e);
+}
+
+uint64
+poll_schedule_recorded_answer(int64 id)
+{
+	PollEntry  *e = hash_search(entries, &id, HASH_FIND, NULL);
+
+	return e ? e->answer : 0;
+}
+
+void
+poll_schedule_set_recorded_answer(int64 id, uint64 answer)
+{
+	PollEntry  *e = hash_search(entries, &id, HASH_FIND, NULL);
+
+	if (e)
+		e->answer = answer;
 }
 
 TimestampTz

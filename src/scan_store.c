@@ -163,8 +163,8 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 
 	/*
 	 * Only write when the answer differs from the stored one (or an error
-	 * is to be cleared), and then only unindexed columns unless the scan
-	 * ended ($9: the next worker_state, NULL to keep it).  Reports the
+	 * is to be cleared, or the scan ended: $9 is the next worker_state, NULL
+	 * to keep it), and then only unindexed columns unless the scan ended.  Reports the
 	 * row's state as it was before, so the caller learns whether the row
 	 * is still being polled.
 	 */
@@ -183,7 +183,7 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"    next_attempt_at = CASE WHEN $9 = 'import' THEN now() ELSE next_attempt_at END "
 		"  WHERE id = $1 AND worker_state = 'poll' "
 		"    AND (last_response IS DISTINCT FROM $8 OR last_error IS NOT NULL "
-		"         OR status IS DISTINCT FROM $2) "
+		"         OR status IS DISTINCT FROM $2 OR $9::text IS NOT NULL) "
 		"  RETURNING 1) "
 		"SELECT (SELECT worker_state FROM cur), (SELECT count(*) FROM upd)",
 		9, {INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
@@ -385,8 +385,33 @@ store_commit(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller_cxt);
-	pgstat_report_stat(false);
+	store_flush_stats(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Table statistics (pg_stat_user_tables) are flushed at most once a second
+ * after a commit; what is left is flushed, forced, a second later, even if the worker has nothing else to do then (as a backend does
+ * when it goes idle), so the counters never lag behind an idle worker.
+ * Outside a transaction only a forced flush works: the unforced one judges
+ * "too soon" by the last transaction's end.
+ */
+static TimestampTz stats_flush_due = 0;
+
+void
+store_flush_stats(bool force)
+{
+	long		wait_ms = pgstat_report_stat(force);
+
+	/* PostgreSQL suggests 10 s; a second keeps pg_stat_user_tables current */
+	stats_flush_due = wait_ms > 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(wait_ms, 1000)) : 0;
+}
+
+TimestampTz
+store_stats_flush_due(void)
+{
+	return stats_flush_due;
 }
 
 const char *

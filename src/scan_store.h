@@ -29,6 +29,13 @@ typedef enum StoreStatus
 extern StoreStatus store_begin(const char *activity, bool durable);
 extern void store_commit(void);
 
+/*
+ * Flush pending table statistics (force: even if flushed less than a
+ * second ago); store_stats_flush_due() says when the rest is due, 0 if none.
+ */
+extern void store_flush_stats(bool force);
+extern TimestampTz store_stats_flush_due(void);
+
 /* The installed version, valid after store_begin() returned WRONG_VERSION. */
 extern const char *store_installed_version(void);
 

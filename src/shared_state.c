@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -30,6 +31,7 @@ typedef struct InvictiShared
 	slock_t		mutex;
 	int			worker_pgprocno;	/* -1 when no worker runs */
 	bool		database_exists;	/* last answer of the database check */
+	pg_atomic_uint32 resync_requested;	/* the table changed behind the worker */
 	InvictiStats stats;
 } InvictiShared;
 
@@ -62,6 +64,7 @@ invicti_shmem_startup(void)
 		memset(shared, 0, sizeof(InvictiShared));
 		SpinLockInit(&shared->mutex);
 		shared->worker_pgprocno = -1;
+		pg_atomic_init_u32(&shared->resync_requested, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -84,6 +87,19 @@ invicti_wake_worker(void)
 	SpinLockRelease(&shared->mutex);
 	if (procno >= 0)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+void
+invicti_request_resync(void)
+{
+	if (shared != NULL)
+		pg_atomic_write_u32(&shared->resync_requested, 1);
+}
+
+bool
+invicti_take_resync_request(void)
+{
+	return shared != NULL && pg_atomic_exchange_u32(&shared->resync_requested, 0) != 0;
 }
 
 void

@@ -56,6 +56,13 @@ extern bool invicti_shmem_available(void);
 /* Backends: ask the worker to look at the table now (e.g. after a launch). */
 extern void invicti_wake_worker(void);
 
+/*
+ * Backends, after a commit that changed the table behind the worker's back:
+ * ask it to reload what it polls.  The worker takes the request (true once).
+ */
+extern void invicti_request_resync(void);
+extern bool invicti_take_resync_request(void);
+
 /* Worker: announce or withdraw itself. */
 extern void invicti_worker_attach(void);
 extern void invicti_worker_detach(void);

@@ -7,7 +7,7 @@
  * the table's owner with search_path pinned to pg_catalog, the way a
  * SECURITY DEFINER function would (so EXECUTE is the only grant a launcher
  * needs and PUBLIC can never write the table).  When the caller's
- * transaction commits, a transaction callback sets the worker's latch: the
+ * transaction commits, the worker's latch is set (commit_wake.c): the
  * worker wakes on commit, and a rolled-back launch sends nothing.
  *
  * invicti_abort_scan() likewise only changes the row (cancelling a scan that
@@ -37,6 +37,7 @@
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 
+#include "commit_wake.h"
 #include "invicti_scan.h"
 #include "settings.h"
 #include "shared_state.h"
@@ -47,44 +48,9 @@ PG_FUNCTION_INFO_V1(invicti_abort_scan);
 PG_FUNCTION_INFO_V1(invicti_scan_worker_stats);
 PG_FUNCTION_INFO_V1(invicti_scan_check_setup);
 
-static bool wake_at_commit = false;
-static bool xact_callback_registered = false;
-
 /* Plan for the insert, kept per backend; re-prepared if the table changes. */
 static SPIPlanPtr launch_plan = NULL;
 static Oid	launch_plan_relid = InvalidOid;
-
-static void
-wake_worker_xact_callback(XactEvent event, void *arg pg_attribute_unused())
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit)
-				invicti_wake_worker();
-			wake_at_commit = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			wake_at_commit = false;
-			break;
-		default:
-			break;
-	}
-}
-
-void
-invicti_wake_worker_at_commit(void)
-{
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(wake_worker_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	wake_at_commit = true;
-}
 
 /*
  * A launch in a database the worker does not watch would wait forever; say
@@ -166,7 +132,7 @@ invicti_run_as_owner(Oid owner, void (*fn) (void *), void *arg)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	fn(arg);
+	invicti_run_own_statement(fn, arg);
 	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }

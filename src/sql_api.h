@@ -7,9 +7,6 @@
 
 #include "fmgr.h"
 
-/* Set the worker's latch when the current transaction commits. */
-extern void invicti_wake_worker_at_commit(void);
-
 /* The extension's invicti_scans table (in the called function's schema). */
 extern Oid	invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner);
 

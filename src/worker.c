@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "api_client.h"
+#include "commit_wake.h"
 #include "invicti_scan.h"
 #include "poll_schedule.h"
 #include "retry_policy.h"
@@ -81,7 +82,8 @@ static TimestampTz ext_recheck_at = 0;
 
 static bool claim_needed = true;	/* woken, or the table may have new work */
 static TimestampTz next_table_due = 0;	/* earliest next_attempt_at, 0 = none */
-static TimestampTz next_poll_resync = 0;
+static bool resync_pending = false;	/* the table changed behind our back */
+static bool sweep_needed = true;	/* rows may have been left 'sending' */
 static TimestampTz db_retry_at = 0;
 static int	db_error_streak = 0;
 static bool record_one_by_one = false;
@@ -281,6 +283,7 @@ record_one_at_a_time(void)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			jobs_record_failed();
+			sweep_needed = true;
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
 					 errmsg("invicti_scan worker: could not record a result: %s",
@@ -316,9 +319,11 @@ claim_table_work(TimestampTz now)
 	int			nl = 0;
 	int			nw = 0;
 	int			i;
-	bool		resync = now >= next_poll_resync;
+	bool		sending = may_send();
 
-	claim_needed = false;
+	/* without sending, only the resync and the sweep are done: claim later */
+	if (sending)
+		claim_needed = false;
 	status = store_begin("claiming due Invicti work", true);
 	note_extension_state(status);
 	if (status != STORE_READY)
@@ -326,6 +331,7 @@ claim_table_work(TimestampTz now)
 
 	if (store_extension_changed())
 	{
+		sweep_needed = true;
 		poll_schedule_reset();
 		jobs_forget_failures();
 		store_load_polls(load_running_scans);
@@ -333,23 +339,29 @@ claim_table_work(TimestampTz now)
 				(errmsg("invicti_scan worker: using extension %s %s in database \"%s\"; %d running scans to track",
 						INVICTI_EXTENSION_NAME, INVICTI_SCAN_VERSION,
 						invicti_database_name, poll_schedule_count())));
-		resync = true;
 	}
-	else if (resync)
-		store_load_polls(load_running_scans);
-	if (resync)
+	else if (resync_pending)
 	{
-		next_poll_resync = TimestampTzPlusMilliseconds(now,
-													   Max((int64) invicti_poll_interval_s * 1000, 60000));
+		int			forgotten;
+
+		poll_schedule_sync_begin();
+		store_load_polls(load_running_scans);
+		forgotten = poll_schedule_sync_end();
+		elog(DEBUG1, "invicti_scan worker: the table changed; %d running scans to track, %d no longer",
+			 poll_schedule_count(), forgotten);
 	}
 
-	/* Rows a previous worker left 'sending' get reconciled, never resent. */
+	/*
+	 * Rows left 'sending' by a previous worker (or by a verdict that could
+	 * not be recorded) get reconciled, never resent.
+	 */
 	nbusy = jobs_busy_ids(&busy);
-	(void) store_sweep_sending(busy, nbusy,
-							   TimestampTzPlusMilliseconds(now, invicti_request_timeout_ms));
+	if (sweep_needed)
+		(void) store_sweep_sending(busy, nbusy,
+								   TimestampTzPlusMilliseconds(now, invicti_request_timeout_ms));
 
 	slots = free_slots();
-	if (may_send())
+	if (sending)
 	{
 		nl = store_claim_launches(slots, &launches);
 		if (slots - nl > 0)
@@ -365,13 +377,16 @@ claim_table_work(TimestampTz now)
 		next_table_due = store_next_due(all, nbusy + nw, invicti_import_vulnerabilities);
 	}
 	store_commit();
+	resync_pending = false;
+	sweep_needed = false;
 
 	/* Only now, with the 'sending' marks committed, do requests go out. */
 	for (i = 0; i < nl; i++)
 		jobs_start_launch(&launches[i]);
 	for (i = 0; i < nw; i++)
 		jobs_start_table_work(&work[i]);
-	claim_needed = (nl + nw == slots && slots > 0);
+	if (sending)
+		claim_needed = (nl + nw == slots && slots > 0);
 }
 
 /*
@@ -430,10 +445,20 @@ run_turn(void)
 
 	if (ext_state != EXT_READY && now < ext_recheck_at && !claim_needed)
 		return;
-	if (claim_needed || ext_state != EXT_READY ||
-		(next_table_due != 0 && next_table_due <= now && may_send()) ||
-		now >= next_poll_resync)
+	if (invicti_take_resync_request())
+		resync_pending = true;
+
+	/*
+	 * Read the table only when there is something to do with what it says:
+	 * nothing is claimed while no request may be sent (a whole-API pause, a
+	 * configuration problem, every slot busy); claim_needed stays set.
+	 */
+	if (ext_state != EXT_READY || resync_pending || sweep_needed ||
+		(may_send() && (claim_needed || (next_table_due != 0 && next_table_due <= now))))
 		claim_table_work(now);
+
+	if (store_stats_flush_due() != 0 && store_stats_flush_due() <= now)
+		store_flush_stats(true);
 
 	if (ext_state == EXT_READY)
 	{
@@ -458,6 +483,7 @@ recover_from_error(void)
 	store_forget_plans();
 	jobs_record_failed();
 	record_one_by_one = true;
+	sweep_needed = true;
 
 	db_error_streak++;
 	backoff = Min((int64) 1000 << Min(db_error_streak - 1, 10), DB_RETRY_MAX_MS);
@@ -496,12 +522,14 @@ sleep_ms(void)
 		t = Min(t, curl_t);
 	if (now < db_retry_at)
 		return Min(t, ms_until(db_retry_at, now));
-	if (jobs_waiting() > 0 || claim_needed)
+	if (jobs_waiting() > 0 || (claim_needed && may_send()))
 		return 0;
 	if (ext_state != EXT_READY)
 		return Min(t, ms_until(ext_recheck_at, now));
 	if (invicti_history_days > 0)
 		t = Min(t, ms_until(retention_due, now));
+	if (store_stats_flush_due() != 0)
+		t = Min(t, ms_until(store_stats_flush_due(), now));
 	if (paused != 0)
 		t = Min(t, ms_until(paused, now));
 	else if (config_problem == NULL && free_slots() > 0)
@@ -513,16 +541,23 @@ sleep_ms(void)
 		if (next_table_due != 0)
 			t = Min(t, ms_until(next_table_due, now));
 	}
-	t = Min(t, ms_until(next_poll_resync, now));
 	return t;
 }
+
+/*
+ * The wait without sockets (idle, or every request paused) is the one a
+ * busy database wakes at each commit: keep its WaitEventSet for the life of
+ * the worker instead of making an epoll set per wait.  With libcurl's
+ * sockets, whose number changes from turn to turn, a set is made per wait.
+ */
+static WaitEventSet *latch_only_set = NULL;
 
 static void
 wait_for_events(void)
 {
-	WaitEventSet *set;
+	WaitEventSet *set = latch_only_set;
+	int			nsockets = api_client_socket_count();
 	WaitEvent  *events;
-	int			nevents = api_client_socket_count() + 2;
 	int			n;
 	int			i;
 	long		timeout = sleep_ms();
@@ -534,13 +569,20 @@ wait_for_events(void)
 		return;
 	}
 
-	set = CreateWaitEventSet(CurrentMemoryContext, nevents);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	api_client_add_sockets(set);
-	events = palloc(sizeof(WaitEvent) * nevents);
+	if (nsockets > 0 || set == NULL)
+	{
+		set = CreateWaitEventSet(nsockets > 0 ? CurrentMemoryContext : TopMemoryContext,
+								 nsockets + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		if (nsockets > 0)
+			api_client_add_sockets(set);
+		else
+			latch_only_set = set;
+	}
 
-	n = WaitEventSetWait(set, timeout, events, nevents, PG_WAIT_EXTENSION);
+	events = palloc(sizeof(WaitEvent) * (nsockets + 2));
+	n = WaitEventSetWait(set, timeout, events, nsockets + 2, PG_WAIT_EXTENSION);
 	for (i = 0; i < n; i++)
 	{
 		if (events[i].events & WL_LATCH_SET)
@@ -551,7 +593,8 @@ wait_for_events(void)
 		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 			api_client_socket_ready(events[i].fd, events[i].events);
 	}
-	FreeWaitEventSet(set);
+	if (set != latch_only_set)
+		FreeWaitEventSet(set);
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -659,6 +702,7 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 
 	turn_cxt = AllocSetContextCreate(TopMemoryContext, "invicti_scan turn",
 									 ALLOCSET_DEFAULT_SIZES);
+	invicti_commit_wake_in_worker();
 	api_client_init();
 	jobs_init();
 	poll_schedule_reset();
