@@ -34,6 +34,7 @@ CREATE TABLE invicti_scans (
     launched_at     timestamptz,
     last_response   jsonb,
     worker_state    text NOT NULL DEFAULT 'launch'
+                    CONSTRAINT invicti_scans_worker_state_check
                     CHECK (worker_state IN ('launch', 'sending', 'reconcile', 'poll', 'done')),
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz DEFAULT now(),

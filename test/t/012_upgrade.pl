@@ -307,6 +307,15 @@ is($node->safe_psql('postgres', "
 	FROM invicti_scan_stats"),
 	't,t,t,t,t,t', 'invicti_scan_stats: the worker and its requests');
 
+# ---- a fresh install next to a copy of the table ---------------------------
+# (a LIKE ... INCLUDING ALL copy keeps the constraint names; the 1.1 step
+# drops the worker_state check by name, so 1.0 must not pick another one)
+$node->safe_psql('postgres', 'CREATE DATABASE squatted');
+$node->safe_psql('squatted', "CREATE TABLE kept_copy (worker_state text
+	CONSTRAINT invicti_scans_worker_state_check CHECK (worker_state <> ''))");
+($rc, $out, $err) = $node->psql('squatted', 'CREATE EXTENSION invicti_scan');
+is($rc, 0, 'a fresh install next to a table holding its constraint names') or diag($err);
+
 # ---- the upgraded schema is a fresh install's ----
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 ($rc, $out, $err) = $node->psql('fresh', 'CREATE EXTENSION invicti_scan');
