@@ -459,8 +459,9 @@ judge_poll(Job *job, const ApiResponse *r, ResponseClass cls)
 			 * When the body is the one already in the row, there is
 			 * nothing to parse and nothing to write: no transaction at all.
 			 */
-			job->answer_hash = hash_bytes_extended((const unsigned char *) r->body,
-												   (int) r->body_len, 0) | 1;
+			job->answer_hash = (r->body ?
+								hash_bytes_extended((const unsigned char *) r->body,
+													(int) r->body_len, 0) : 0) | 1;
 			if (r->curl_code == 0 &&
 				job->answer_hash == poll_schedule_recorded_answer(job->row_id))
 			{
