@@ -163,10 +163,10 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 
 	/*
 	 * Only write when the answer differs from the stored one (or an error
-	 * is to be cleared, or the scan ended: $9 is the next worker_state, NULL
-	 * to keep it), and then only unindexed columns unless the scan ended.  Reports the
-	 * row's state as it was before, so the caller learns whether the row
-	 * is still being polled.
+	 * is to be cleared, or the scan ended: $9 is the next worker_state,
+	 * NULL to keep it), and then only unindexed columns unless the scan
+	 * ended.  Reports the row's state as it was before, so the caller
+	 * learns whether the row is still being polled.
 	 */
 	[P_POLL_UPDATE] = {
 		"WITH cur AS (SELECT worker_state FROM @T WHERE id = $1), "

@@ -401,7 +401,8 @@ invicti_scan_worker_stats(PG_FUNCTION_ARGS)
 
 /*
  * Called once by the install and upgrade scripts: warn when no worker will
- * ever see this database, and wake the worker to pick up the new schema.
+ * ever see this database.  (The worker learns of the new schema from the
+ * extension DDL hook in commit_wake.c.)
  */
 Datum
 invicti_scan_check_setup(PG_FUNCTION_ARGS)
@@ -422,6 +423,5 @@ invicti_scan_check_setup(PG_FUNCTION_ARGS)
 				 errdetail("Scans launched in this database would never be sent."),
 				 errhint("Set invicti_scan.database_name to \"%s\" and restart the server, or create the extension in database \"%s\".",
 						 here, invicti_database_name)));
-	invicti_wake_worker_at_commit();
 	PG_RETURN_VOID();
 }

@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
     --seed) chaos_env+=("CHAOS_SEED=$2"); shift ;;
     --install) install=yes ;;
     --keep) keep=yes ;;
-    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_usage "$0"; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
   shift

@@ -14,6 +14,9 @@ INVICTI_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
   python3 make gcc openssl curl procps"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
+
+# A script's --help: its header comment, from line 2 to `set -e`.
+show_usage() { sed -n '2,/^set -e/p' "$1" | sed '$d; s/^# \{0,1\}//'; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Run a command as root: directly when we are root, else through sudo.

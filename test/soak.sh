@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     --scans) soak_env+=("SOAK_SCANS=$2"); shift ;;
     --limit-kb) soak_env+=("SOAK_LIMIT_KB=$2"); shift ;;
     --concurrency) soak_env+=("SOAK_CONCURRENCY=$2"); shift ;;
-    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_usage "$0"; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
   shift

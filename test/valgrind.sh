@@ -113,7 +113,7 @@ while [ $# -gt 0 ]; do
     --no-origins) origins=no ;;
     --strict) strict=--strict ;;
     --slowdown) scale=$2; shift ;;
-    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_usage "$0"; exit 0 ;;
     -*) die "unknown option: $1 (see --help)" ;;
     *)
       if [ -f "$1" ]; then tests+=("test/t/${1##*/}")
