@@ -272,7 +272,7 @@ GROUP BY v.severity, v.severity_name, v.vt_name
 ORDER BY v.severity DESC, count(*) DESC, v.vt_name;
 COMMENT ON VIEW invicti_findings_summary IS 'imported findings by severity and type';
 
--- Wake the worker: the schema it waits for is here.
+-- Warn, as 1.0 does, when no worker will see this database.
 CREATE FUNCTION invicti_scan_check_setup() RETURNS void
 AS 'MODULE_PATHNAME', 'invicti_scan_check_setup'
 LANGUAGE C VOLATILE;

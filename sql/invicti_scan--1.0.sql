@@ -107,7 +107,8 @@ COMMENT ON FUNCTION invicti_launch_scan(uuid, uuid) IS
     'queue an Invicti scan of target_id with profile_id; the worker launches it after commit; returns the row id';
 
 -- Warn now, not at the first launch, when the worker cannot see this
--- database; and wake the worker so that it finds the new table at once.
+-- database.  (The worker learns of the new schema from the extension DDL
+-- hook, commit_wake.c.)
 CREATE FUNCTION invicti_scan_check_setup() RETURNS void
 AS 'MODULE_PATHNAME', 'invicti_scan_check_setup'
 LANGUAGE C VOLATILE;

@@ -17,9 +17,12 @@
  *    a longjmp through libcurl's stack would corrupt it.
  *  - Requests go only to http/https, never follow redirects (a redirect
  *    would carry X-Auth to another host), verify TLS peers and host names,
- *    and stop reading at invicti_scan.max_response_size.
+ *    use no proxy but invicti_scan.proxy (libcurl would otherwise follow
+ *    http_proxy and friends from the postmaster's environment), and stop
+ *    reading at invicti_scan.max_response_size.
  *  - Nothing here logs a header: the X-Auth token exists only inside the
- *    header list handed to libcurl.
+ *    header list handed to libcurl, and libcurl is never told to log TLS
+ *    keys (SSLKEYLOGFILE is removed from the worker's environment).
  */
 #include "postgres.h"
 
@@ -203,6 +206,18 @@ api_client_init(void)
 {
 	const curl_version_info_data *v;
 
+	/*
+	 * libcurl writes every TLS session key to $SSLKEYLOGFILE when the
+	 * environment names one: whoever reads that file and captured the
+	 * traffic reads the token.  The postmaster's environment is not ours.
+	 */
+	if (getenv("SSLKEYLOGFILE") != NULL)
+	{
+		unsetenv("SSLKEYLOGFILE");
+		ereport(LOG,
+				(errmsg("invicti_scan worker: ignoring SSLKEYLOGFILE from the server's environment"),
+				 errdetail("TLS session keys of requests carrying the API token are never written to a file.")));
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
@@ -380,6 +395,9 @@ api_client_submit(const ApiRequest *req, void *tag, MemoryContext cxt,
 	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (invicti_ca_file && invicti_ca_file[0])
 		SETOPT(CURLOPT_CAINFO, invicti_ca_file);
+	/* one explicit proxy or none: never http_proxy & co. from the environment */
+	SETOPT(CURLOPT_PROXY, invicti_proxy ? invicti_proxy : "");
+	SETOPT(CURLOPT_NOPROXY, "");
 	SETOPT(CURLOPT_HTTPHEADER, t->headers);
 	SETOPT(CURLOPT_USERAGENT, user_agent);
 	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->limit);
@@ -530,7 +548,7 @@ copy_bytes(const char *s, size_t n, bool *oom)
 
 	if (s == NULL)
 		return NULL;
-	p = palloc_extended(n + 1, MCXT_ALLOC_NO_OOM);
+	p = palloc_extended(n + 1, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 	if (p == NULL)
 	{
 		*oom = true;

@@ -20,15 +20,21 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
+#include "pgtime.h"
 #include "utils/timestamp.h"
 
 #include "api_response.h"
+#include "pg_compat.h"
+#include "redact.h"
 #include "settings.h"
+#include "severity_counts.h"
 
 #define MAX_MESSAGE 1000
+/* The longest status taken as one (the spec's are at most 10 letters). */
+#define MAX_STATUS_LEN 64
 
 ResponseClass
-classify_response(const ApiResponse *r)
+api_classify(const ApiResponse *r)
 {
 	long		s = r->http_status;
 
@@ -49,9 +55,31 @@ classify_response(const ApiResponse *r)
 	return RESP_SERVER_ERROR;
 }
 
-/* Copy of s with anything but printable ASCII replaced, for header values. */
-static char *
-printable(const char *s, size_t maxlen)
+ApiOutcome
+api_failure_outcome(ResponseClass cls)
+{
+	switch (cls)
+	{
+		case RESP_SUCCESS:
+			break;				/* a 2xx we could not use */
+		case RESP_AUTH:
+			return OUTCOME_AUTH_ERROR;
+		case RESP_RATE_LIMITED:
+			return OUTCOME_RATE_LIMITED;
+		case RESP_NOT_FOUND:
+		case RESP_REJECTED:
+			return OUTCOME_CLIENT_ERROR;
+		case RESP_UNAVAILABLE:
+		case RESP_SERVER_ERROR:
+			return OUTCOME_SERVER_ERROR;
+		case RESP_NO_RESPONSE:
+			return OUTCOME_NETWORK_ERROR;
+	}
+	return OUTCOME_BAD_RESPONSE;
+}
+
+char *
+api_printable(const char *s, size_t maxlen)
 {
 	size_t		n = Min(strlen(s), maxlen);
 	char	   *out = palloc(n + 1);
@@ -63,15 +91,44 @@ printable(const char *s, size_t maxlen)
 	return out;
 }
 
-/* Collapse line breaks and tabs to spaces and cap the length, in place. */
+/*
+ * Make text from the network fit one log line and one last_error: line
+ * breaks and tabs become spaces, every other control character (C0, DEL,
+ * and in UTF-8 the C1 range and the line and paragraph separators) becomes
+ * '?', so that an API answer cannot forge log lines or terminal escapes;
+ * then the length is capped on a character boundary.
+ */
 static void
 one_line(StringInfo buf)
 {
-	int			i;
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	unsigned char *p = (unsigned char *) buf->data;
+	int			in;
+	int			out = 0;
 
-	for (i = 0; i < buf->len; i++)
-		if (buf->data[i] == '\n' || buf->data[i] == '\r' || buf->data[i] == '\t')
-			buf->data[i] = ' ';
+	for (in = 0; in < buf->len; in++)
+	{
+		unsigned char c = p[in];
+
+		if (c == '\n' || c == '\r' || c == '\t')
+			c = ' ';
+		else if (c < 0x20 || c == 0x7f)
+			c = '?';
+		else if (utf8 && c == 0xc2 && in + 1 < buf->len && p[in + 1] >= 0x80 && p[in + 1] <= 0x9f)
+		{
+			c = '?';			/* U+0080..U+009F */
+			in++;
+		}
+		else if (utf8 && c == 0xe2 && in + 2 < buf->len && p[in + 1] == 0x80 &&
+				 (p[in + 2] == 0xa8 || p[in + 2] == 0xa9))
+		{
+			c = ' ';			/* U+2028, U+2029 */
+			in += 2;
+		}
+		p[out++] = c;
+	}
+	buf->len = out;
+	buf->data[out] = '\0';
 	if (buf->len > MAX_MESSAGE)
 	{
 		int			cut = pg_mbcliplen(buf->data, buf->len, MAX_MESSAGE - 3);
@@ -82,7 +139,7 @@ one_line(StringInfo buf)
 	}
 }
 
-char *
+static char *
 json_get_string(JsonbContainer *obj, const char *key)
 {
 	JsonbValue *v;
@@ -153,7 +210,7 @@ append_error_body(StringInfo buf, const ApiResponse *r)
 
 	if (r->body_len == 0)
 		return false;
-	body = parse_json_body(r, &err);
+	body = api_parse_json(r, &err);
 	if (body == NULL || !JsonContainerIsObject(&body->root))
 		return false;
 	root = &body->root;
@@ -192,7 +249,7 @@ append_error_body(StringInfo buf, const ApiResponse *r)
 }
 
 char *
-describe_failure(const ApiResponse *r, const char *what)
+api_describe_failure(const ApiResponse *r, const char *what)
 {
 	StringInfoData buf;
 
@@ -202,11 +259,11 @@ describe_failure(const ApiResponse *r, const char *what)
 						 what, invicti_max_response_kb);
 	else if (r->http_status == 0)
 		appendStringInfo(&buf, "%s: no response from Invicti: %s",
-						 what, printable(r->error ? r->error : "unknown error", 300));
+						 what, api_printable(r->error ? r->error : "unknown error", 300));
 	else if (r->curl_code != 0)
 		appendStringInfo(&buf, "%s: the HTTP %ld response was cut short: %s",
 						 what, r->http_status,
-						 printable(r->error ? r->error : "unknown error", 300));
+						 api_printable(r->error ? r->error : "unknown error", 300));
 	else
 	{
 		if (r->http_status == 401 || r->http_status == 403)
@@ -220,18 +277,21 @@ describe_failure(const ApiResponse *r, const char *what)
 				appendStringInfoString(&buf, " with an empty body");
 			else
 				appendStringInfo(&buf, " with a %zu-byte %s body", r->body_len,
-								 r->content_type ? printable(r->content_type, 60) : "untyped");
+								 r->content_type ? api_printable(r->content_type, 60) : "untyped");
 		}
 	}
 	one_line(&buf);
-	return redact_token(buf.data);
+	return buf.data;
 }
 
 Jsonb *
-parse_json_body(const ApiResponse *r, char **error)
+api_parse_json(const ApiResponse *r, char **error)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	Jsonb	   *volatile result = NULL;
+	char	   *volatile text = NULL;
+	char	   *message = NULL;
+	char	   *detail = NULL;
+	Jsonb	   *result = NULL;
 
 	*error = NULL;
 	if (r->too_large)
@@ -243,7 +303,7 @@ parse_json_body(const ApiResponse *r, char **error)
 	if (r->curl_code != 0)
 	{
 		*error = psprintf("the response was cut short: %s",
-						  printable(r->error ? r->error : "unknown error", 300));
+						  api_printable(r->error ? r->error : "unknown error", 300));
 		return NULL;
 	}
 	if (r->body_len == 0)
@@ -256,37 +316,51 @@ parse_json_body(const ApiResponse *r, char **error)
 	{
 		*error = psprintf("the response body (%zu bytes, %s) is not UTF-8 text",
 						  r->body_len,
-						  r->content_type ? printable(r->content_type, 60) : "untyped");
+						  r->content_type ? api_printable(r->content_type, 60) : "untyped");
 		return NULL;
 	}
 
+	/* a server in another encoding: converting can fail, so catch that */
 	PG_TRY();
 	{
-		char	   *text = pg_any_to_server(r->body, (int) r->body_len, PG_UTF8);
-
-		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+		text = pg_any_to_server(r->body, (int) r->body_len, PG_UTF8);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		StringInfoData buf;
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		*error = psprintf("the response body cannot be converted to the server encoding: %s",
+						  edata->message);
+		FreeErrorData(edata);
+		text = NULL;
+	}
+	PG_END_TRY();
+
+	if (text == NULL)
+		return NULL;
+	result = compat_jsonb_from_text(text, &message, &detail);
+	if (result == NULL)
+	{
+		StringInfoData buf;
+
 		initStringInfo(&buf);
 		appendStringInfo(&buf, "the response body (%zu bytes, %s) is not valid JSON: %s",
 						 r->body_len,
-						 r->content_type ? printable(r->content_type, 60) : "untyped",
-						 edata->message);
-		if (edata->detail)
-			appendStringInfo(&buf, " (%s)", edata->detail);
+						 r->content_type ? api_printable(r->content_type, 60) : "untyped",
+						 message);
+		if (detail)
+			appendStringInfo(&buf, " (%s)", detail);
 		one_line(&buf);
 		*error = buf.data;
-		FreeErrorData(edata);
-		result = NULL;
+		return NULL;
 	}
-	PG_END_TRY();
+	/* a token spelled with escapes is only visible once parsed */
+	if (memchr(r->body, '\\', r->body_len) != NULL &&
+		(result = invicti_redact_jsonb(result)) == NULL)
+		*error = pstrdup("the response body could not be cleared of the API token");
 	return result;
 }
 
@@ -302,7 +376,7 @@ hexval(char c)
 }
 
 bool
-parse_uuid(const char *s, size_t len, pg_uuid_t *out)
+api_parse_uuid(const char *s, size_t len, pg_uuid_t *out)
 {
 	int			i;
 	int			j = 0;
@@ -326,13 +400,13 @@ parse_uuid(const char *s, size_t len, pg_uuid_t *out)
 }
 
 char *
-uuid_to_text(const pg_uuid_t *u)
+api_uuid_text(const pg_uuid_t *u)
 {
 	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u)));
 }
 
 bool
-launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **error)
+api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **error)
 {
 	char	   *id;
 
@@ -347,32 +421,29 @@ launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **error)
 			*--end = '\0';
 		slash = strrchr(loc, '/');
 		id = slash ? slash + 1 : loc;
-		if (parse_uuid(id, strlen(id), out))
+		if (api_parse_uuid(id, strlen(id), out))
 			return true;
 	}
 	if (body && JsonContainerIsObject(&body->root) &&
 		(id = json_get_string(&body->root, "scan_id")) != NULL &&
-		parse_uuid(id, strlen(id), out))
+		api_parse_uuid(id, strlen(id), out))
 		return true;
 
 	*error = psprintf("the launch was accepted (HTTP %ld) but the response carried no usable scan id (Location: %s)",
 					  r->http_status,
-					  r->location ? printable(r->location, 200) : "none");
+					  r->location ? api_printable(r->location, 200) : "none");
 	return false;
 }
 
-bool
-is_terminal_status(const char *status)
-{
-	return strcmp(status, "completed") == 0 ||
-		strcmp(status, "failed") == 0 ||
-		strcmp(status, "aborted") == 0;
-}
-
-/* An ISO 8601 timestamp from a string member, without ever throwing. */
+/*
+ * An ISO 8601 timestamp from a string member, without ever throwing.  The
+ * spec declares some dates as plain "date" (no zone): those are UTC, never
+ * the worker's session TimeZone, so session_timezone is UTC while parsing.
+ */
 static bool
 json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
 {
+	static pg_tz *utc = NULL;
 	char	   *s = json_get_string(obj, key);
 	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
 	char	   *field[MAXDATEFIELDS];
@@ -382,14 +453,34 @@ json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
 	int			tz;
 	fsec_t		fsec;
 	struct pg_tm tt;
+	pg_tz	   *session_tz = session_timezone;
+	bool		ok;
 
 	if (s == NULL || strlen(s) >= MAXDATELEN)
 		return false;
-	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0 ||
-		DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
-		dtype != DTK_DATE)
+	if (utc == NULL && (utc = pg_tzset("UTC")) == NULL)
 		return false;
-	return tm2timestamp(&tt, fsec, &tz, out) == 0 && IS_VALID_TIMESTAMP(*out);
+	session_timezone = utc;
+	ok = ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) == 0 &&
+		compat_decode_datetime(field, ftype, nf, &dtype, &tt, &fsec, &tz) == 0 &&
+		dtype == DTK_DATE;
+	session_timezone = session_tz;
+	return ok && tm2timestamp(&tt, fsec, &tz, out) == 0 && IS_VALID_TIMESTAMP(*out);
+}
+
+/* A status: printable ASCII, short (anything else is not a status word). */
+static bool
+plain_word(const char *s)
+{
+	size_t		n = strlen(s);
+	size_t		i;
+
+	if (n > MAX_STATUS_LEN)
+		return false;
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return false;
+	return true;
 }
 
 /* Fill state from one scan object (an item of "scans" or the whole body). */
@@ -414,6 +505,12 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 		*error = pstrdup("the response has no current_session.status");
 		return false;
 	}
+	if (!plain_word(out->status))
+	{
+		*error = psprintf("current_session.status \"%s\" is not a status (at most %d printable characters)",
+						  api_printable(out->status, MAX_STATUS_LEN), MAX_STATUS_LEN);
+		return false;
+	}
 
 	v = getKeyJsonValueFromContainer(session, "progress", 8, NULL);
 	if (v && v->type == jbvNumeric)
@@ -426,11 +523,24 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 	}
 	s = json_get_string(session, "scan_session_id");
 	if (s)
-		out->has_session_id = parse_uuid(s, strlen(s), &out->session_id);
-	/* severity_counts is stored as sent: its keys vary between servers. */
+		out->has_session_id = api_parse_uuid(s, strlen(s), &out->session_id);
+	/*
+	 * severity_counts is stored as sent (keys vary between servers), once
+	 * it is known to mean something (severity_counts.c); otherwise the row
+	 * keeps its counts and records why, and last_response keeps the answer.
+	 */
 	v = getKeyJsonValueFromContainer(session, "severity_counts", 15, NULL);
-	if (v && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
-		out->severity_counts = JsonbValueToJsonb(v);
+	if (v && v->type != jbvNull)
+	{
+		Jsonb	   *counts = JsonbValueToJsonb(v);
+
+		out->problem = severity_counts_problem(counts);
+		if (out->problem == NULL)
+			out->severity_counts = counts;
+		else
+			out->problem = psprintf("the answer's %s; the counts were not stored",
+									out->problem);
+	}
 	out->has_start_date = json_get_timestamp(session, "start_date", &out->start_date);
 	out->has_end_date = json_get_timestamp(session, "end_date", &out->end_date);
 	if (out->has_start_date)
@@ -444,13 +554,13 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 }
 
 bool
-scan_state_from_body(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
+api_scan_state(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
 					 char **error)
 {
 	JsonbContainer *root = &body->root;
 	JsonbContainer *scans;
 	JsonbContainer *scan = NULL;
-	char	   *want = uuid_to_text(scan_id);
+	char	   *want = api_uuid_text(scan_id);
 	char	   *got;
 
 	if (!JsonContainerIsObject(root))
@@ -475,7 +585,7 @@ scan_state_from_body(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
 				continue;
 			got = json_get_string(item->val.binary.data, "scan_id");
 			if ((got == NULL && n == 1) ||
-				(got && parse_uuid(got, strlen(got), &id) &&
+				(got && api_parse_uuid(got, strlen(got), &id) &&
 				 memcmp(&id, scan_id, sizeof(id)) == 0))
 				scan = item->val.binary.data;
 		}
@@ -491,11 +601,11 @@ scan_state_from_body(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
 
 		scan = root;
 		got = json_get_string(scan, "scan_id");
-		if (got && (!parse_uuid(got, strlen(got), &id) ||
+		if (got && (!api_parse_uuid(got, strlen(got), &id) ||
 					memcmp(&id, scan_id, sizeof(id)) != 0))
 		{
 			*error = psprintf("the response describes scan \"%s\", not %s",
-							  printable(got, 60), want);
+							  api_printable(got, 60), want);
 			return false;
 		}
 	}
@@ -503,7 +613,7 @@ scan_state_from_body(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
 }
 
 bool
-parse_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
+api_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 {
 	JsonbContainer *root = &body->root;
 	JsonbContainer *items = json_get_container(root, key, false);
@@ -585,8 +695,8 @@ json_get_id(JsonbContainer *obj, const char *key)
 	return buf.len > 0 ? buf.data : NULL;
 }
 
-bool
-finding_from_item(JsonbValue *item, Finding *out)
+const char *
+api_finding(JsonbValue *item, Finding *out)
 {
 	JsonbContainer *obj = item->val.binary.data;
 	char	   *target;
@@ -594,7 +704,9 @@ finding_from_item(JsonbValue *item, Finding *out)
 	memset(out, 0, sizeof(Finding));
 	out->vuln_id = json_get_id(obj, "vuln_id");
 	if (out->vuln_id == NULL)
-		return false;
+		return "without a vuln_id";
+	if (strlen(out->vuln_id) > FINDING_MAX_ID_BYTES)
+		return "with a vuln_id longer than " CppAsString2(FINDING_MAX_ID_BYTES) " bytes";
 	out->vt_id = json_get_id(obj, "vt_id");
 	out->vt_name = json_get_string(obj, "vt_name");
 	out->has_severity = json_get_int(obj, "severity", &out->severity);
@@ -604,20 +716,20 @@ finding_from_item(JsonbValue *item, Finding *out)
 	out->affects_detail = json_get_string(obj, "affects_detail");
 	out->status = json_get_string(obj, "status");
 	target = json_get_string(obj, "target_id");
-	out->has_target_id = target && parse_uuid(target, strlen(target), &out->target_id);
+	out->has_target_id = target && api_parse_uuid(target, strlen(target), &out->target_id);
 	out->has_first_seen = json_get_timestamp(obj, "first_seen", &out->first_seen);
 	out->has_last_seen = json_get_timestamp(obj, "last_seen", &out->last_seen);
 	out->raw = JsonbValueToJsonb(item);
-	return true;
+	return NULL;
 }
 
 bool
-scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state)
+api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state)
 {
 	char	   *id = json_get_string(item, "scan_id");
 	char	   *error;
 
-	if (id == NULL || !parse_uuid(id, strlen(id), scan_id))
+	if (id == NULL || !api_parse_uuid(id, strlen(id), scan_id))
 		return false;
 	if (!scan_state_from_object(item, state, &error))
 	{
@@ -631,28 +743,4 @@ scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state)
 		state->has_created = json_get_timestamp(item, "next_run", &state->created);
 	}
 	return true;
-}
-
-char *
-redact_token(const char *message)
-{
-	const char *problem;
-	const char *token = invicti_api_token(&problem);
-	size_t		tlen = strlen(token);
-	StringInfoData buf;
-	const char *p = message;
-	const char *hit;
-
-	/* Very short "tokens" are placeholders; blanking them would garble text. */
-	if (tlen < 8)
-		return pstrdup(message);
-	initStringInfo(&buf);
-	while ((hit = strstr(p, token)) != NULL)
-	{
-		appendBinaryStringInfo(&buf, p, hit - p);
-		appendStringInfoString(&buf, "[redacted]");
-		p = hit + tlen;
-	}
-	appendStringInfoString(&buf, p);
-	return buf.data;
 }

@@ -8,9 +8,14 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
+#include "api_call.h"
 #include "api_client.h"
 
-/* What kind of answer a finished transfer is, for deciding what to do. */
+/*
+ * What kind of answer a finished transfer is.  This is the one
+ * classification of HTTP outcomes: what to do next is decided from it, and
+ * the statistics' outcome is derived from it (api_outcome).
+ */
 typedef enum ResponseClass
 {
 	RESP_SUCCESS,				/* 2xx */
@@ -23,21 +28,27 @@ typedef enum ResponseClass
 	RESP_NO_RESPONSE			/* transport failure, no HTTP status */
 } ResponseClass;
 
-extern ResponseClass classify_response(const ApiResponse *r);
+extern ResponseClass api_classify(const ApiResponse *r);
 
-/* A readable, single-line sentence about a failed request (never the token). */
-extern char *describe_failure(const ApiResponse *r, const char *what);
+/* The statistics' outcome of a request the worker could not use. */
+extern ApiOutcome api_failure_outcome(ResponseClass cls);
+
+/* Copy of s, at most maxlen bytes, anything but printable ASCII as '?'. */
+extern char *api_printable(const char *s, size_t maxlen);
+
+/* A readable, single-line sentence about a failed request. */
+extern char *api_describe_failure(const ApiResponse *r, const char *what);
 
 /* The body as jsonb, or NULL with *error set. Never throws for bad input. */
-extern Jsonb *parse_json_body(const ApiResponse *r, char **error);
+extern Jsonb *api_parse_json(const ApiResponse *r, char **error);
 
 /* Strict UUID parsing (hex with dashes, any case); no errors thrown. */
-extern bool parse_uuid(const char *s, size_t len, pg_uuid_t *out);
-extern char *uuid_to_text(const pg_uuid_t *u);
+extern bool api_parse_uuid(const char *s, size_t len, pg_uuid_t *out);
+extern char *api_uuid_text(const pg_uuid_t *u);
 
 /* The new scan's id from a 201: Location first, then body.scan_id. */
-extern bool launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out,
-						   char **error);
+extern bool api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out,
+							   char **error);
 
 /* One scan's state as the API reports it (either response shape). */
 typedef struct ApiScanState
@@ -48,6 +59,7 @@ typedef struct ApiScanState
 	bool		has_session_id;
 	pg_uuid_t	session_id;
 	Jsonb	   *severity_counts;	/* the object as sent, or NULL */
+	const char *problem;		/* what is wrong with the answer's counts, or NULL */
 	bool		has_start_date;
 	TimestampTz start_date;
 	bool		has_end_date;
@@ -58,10 +70,8 @@ typedef struct ApiScanState
 	TimestampTz created;
 } ApiScanState;
 
-extern bool scan_state_from_body(Jsonb *body, const pg_uuid_t *scan_id,
-								 ApiScanState *out, char **error);
-
-extern bool is_terminal_status(const char *status);
+extern bool api_scan_state(Jsonb *body, const pg_uuid_t *scan_id,
+						   ApiScanState *out, char **error);
 
 /* A page of a list endpoint: the items and the cursor of the next page. */
 typedef struct ListPage
@@ -71,12 +81,12 @@ typedef struct ListPage
 	char	   *next_cursor;	/* NULL on the last page */
 } ListPage;
 
-extern bool parse_list_page(Jsonb *body, const char *key, ListPage *out,
-							char **error);
+extern bool api_list_page(Jsonb *body, const char *key, ListPage *out,
+						  char **error);
 
 /* Scan list items (GET /scans) reduced to what reconciliation needs. */
-extern bool scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id,
-						   ApiScanState *state);
+extern bool api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id,
+							   ApiScanState *state);
 
 /* One finding (item of .../vulnerabilities), fields as far as usable. */
 typedef struct Finding
@@ -102,13 +112,13 @@ typedef struct Finding
 	Jsonb	   *raw;			/* the item as sent */
 } Finding;
 
-/* False when the item has no usable vuln_id. */
-extern bool finding_from_item(JsonbValue *item, Finding *out);
+/*
+ * Ids longer than this are refused: the findings' primary key index could
+ * not hold them (a B-tree entry is at most a third of a page).
+ */
+#define FINDING_MAX_ID_BYTES 255
 
-/* Text of a string member of an object, or NULL. */
-extern char *json_get_string(JsonbContainer *obj, const char *key);
-
-/* A copy of message with every occurrence of the API token blanked out. */
-extern char *redact_token(const char *message);
+/* NULL when the item is usable, else what is wrong with it ("without a vuln_id"). */
+extern const char *api_finding(JsonbValue *item, Finding *out);
 
 #endif

@@ -4,7 +4,7 @@
  *		work for it.
  *
  * The worker never reads invicti_scans on a timer.  It learns of new work
- * in two ways, both at commit, both through its latch:
+ * in three ways, all at commit, all through its latch:
  *   - invicti_launch_scan() and invicti_abort_scan() ask for a wake: the
  *     worker then claims what is due from the table;
  *   - any other change to the table (an operator's UPDATE or DELETE, a

@@ -194,7 +194,7 @@ poll_schedule_done(int64 id, PollOutcome outcome, TimestampTz now)
 		case POLL_FAILED:
 			e->answer = 0;		/* the row now holds an error */
 			e->failures++;
-			delay_ms = Min(retry_delay_ms(e->failures), delay_ms);
+			delay_ms = Min(retry_policy_delay_ms(e->failures), delay_ms);
 			break;
 		case POLL_DEFERRED:
 			e->answer = 0;

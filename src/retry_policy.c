@@ -32,7 +32,7 @@ static bool rate_limit_logged = false;
 static bool auth_warned = false;
 
 int64
-retry_delay_ms(int attempt)
+retry_policy_delay_ms(int attempt)
 {
 	int64		cap = (int64) invicti_retry_max_delay_s * 1000;
 	int64		delay = 1000;
@@ -85,7 +85,7 @@ api_pause_rate_limited(const char *retry_after)
 	if (secs >= 0)
 		ms = Max(Min(secs, MAX_RETRY_AFTER_S), 1) * 1000;
 	else
-		ms = retry_delay_ms(rate_limit_streak);
+		ms = retry_policy_delay_ms(rate_limit_streak);
 	pause_for(ms);
 	ereport(rate_limit_logged ? DEBUG1 : LOG,
 			(errmsg("invicti_scan: Invicti API rate limit reached (HTTP 429); pausing all requests for %.1f s",
@@ -102,7 +102,7 @@ api_pause_auth_failed(const char *message)
 
 	if (api_paused_until() == 0 || auth_streak == 0)
 		auth_streak++;
-	ms = retry_delay_ms(auth_streak);
+	ms = retry_policy_delay_ms(auth_streak);
 	pause_for(ms);
 	if (!auth_warned)
 		ereport(WARNING,

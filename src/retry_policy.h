@@ -13,7 +13,7 @@
  * each time up to invicti_scan.retry_max_delay, with random jitter between
  * half and all of that so that many rows never retry in lockstep.
  */
-extern int64 retry_delay_ms(int attempt);
+extern int64 retry_policy_delay_ms(int attempt);
 
 /* A 429: pause every request until Retry-After, or back off. */
 extern void api_pause_rate_limited(const char *retry_after);

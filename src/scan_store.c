@@ -1,14 +1,14 @@
 /*
  * scan_store.c
- *		The worker's reads and writes of the invicti_scans table, through SPI
- *		with prepared plans.
+ *		Every statement that reads or writes a row of invicti_scans or
+ *		invicti_vulnerabilities, through SPI with prepared plans: the
+ *		worker's (inside store_run) and the SQL API's (inside the caller's
+ *		transaction, as the table's owner).
  *
- * Each worker step is one transaction + SPI + snapshot bracket
- * (store_begin / store_commit), opened only around database work and never
- * while waiting on the network.  The extension may be created, dropped,
- * re-created or updated while the worker runs: store_begin() looks it up
- * each time and reports when it is absent or of another version, so the
- * worker can wait quietly instead of failing.
+ * How states are written.  A statement names a worker state as {name}; when
+ * it is prepared, each {name} must be a state of scan_state.c and each move
+ * the statement declares must be one scan_state.c allows, or preparing it
+ * fails.  So no state name and no transition is spelled anywhere but there.
  *
  * How writes stay small: a poll that changes nothing updates nothing (the
  * UPDATE compares the new response with the stored one); a poll that does
@@ -16,36 +16,36 @@
  * Every write is guarded by the row's worker_state, so a row that moved on
  * (deleted, finished, re-queued) is never overwritten by a stale answer.
  *
- * Rules: nothing here talks to the network; every statement names the
- * table with its schema; no SQL is built from API data (all values are
- * parameters).
+ * How the worker never waits on a user: a row another session has locked
+ * (invicti_abort_scan() in a transaction left open) is skipped, never waited
+ * for (SKIP LOCKED); its work waits for a later turn and no other row's does.
+ *
+ * Rules: nothing here talks to the network; every statement names its
+ * tables with their schema and every function with pg_catalog (operators
+ * resolve under the search_path pinned to pg_catalog, pg_temp); no SQL is
+ * built from API or user data (all values are parameters).
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "access/xact.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_extension.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
+#include "miscadmin.h"
 #include "executor/spi.h"
-#include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "invicti_scan.h"
+#include "pg_compat.h"
 #include "scan_store.h"
 
 typedef enum PlanId
 {
+	P_LOCK_ROWS,
+	P_ROWS_EXIST,
 	P_SWEEP_SENDING,
 	P_CLAIM_LAUNCHES,
 	P_CLAIM_TABLE_WORK,
@@ -69,6 +69,13 @@ typedef enum PlanId
 	P_IMPORT_DONE,
 	P_IMPORT_FAILED,
 	P_RETENTION,
+	P_INSERT_LAUNCH,
+	P_INSERT_LAUNCH_BEFORE_1_3,
+	P_LOCK_FOR_ABORT,
+	P_LOCK_FOR_ABORT_BEFORE_1_3,
+	P_ABORT_CANCEL,
+	P_ABORT_SEND,
+	P_ABORT_AFTER_LAUNCH,
 	NUM_PLANS
 } PlanId;
 
@@ -76,7 +83,8 @@ typedef enum PlanId
 
 typedef struct PlanDef
 {
-	const char *sql;			/* "@T"/"@V": the qualified scans/findings table */
+	const char *sql;			/* @T/@V: the scans/findings table; {state} */
+	const char *moves;			/* "from>to ..." the statement may make */
 	int			nargs;
 	Oid			types[MAX_ARGS];
 } PlanDef;
@@ -86,14 +94,15 @@ typedef struct PlanDef
  * invicti_abort_scan() was called while its launch was under way.
  */
 #define STATE_WITH_SCAN \
-	"worker_state = CASE WHEN abort_requested_at IS NULL THEN 'poll' ELSE 'abort' END, " \
-	"status = CASE WHEN abort_requested_at IS NULL THEN 'launched' ELSE 'aborting' END, " \
-	"next_attempt_at = now(), launched_at = now(), last_error = NULL, updated_at = now() "
+	"worker_state = CASE WHEN abort_requested_at IS NULL THEN {poll} ELSE {abort} END, " \
+	"status = CASE WHEN abort_requested_at IS NULL THEN '" SCAN_STATUS_LAUNCHED "' ELSE '" SCAN_STATUS_ABORTING "' END, " \
+	"next_attempt_at = pg_catalog.now(), launched_at = pg_catalog.now(), last_error = NULL, " \
+	"updated_at = pg_catalog.now() "
 
 /* A launch that will be sent again, unless an abort was asked for meanwhile. */
 #define STATE_RELAUNCH \
-	"worker_state = CASE WHEN abort_requested_at IS NULL THEN 'launch' ELSE 'done' END, " \
-	"status = CASE WHEN abort_requested_at IS NULL THEN status ELSE 'aborted' END, "
+	"worker_state = CASE WHEN abort_requested_at IS NULL THEN {launch} ELSE {done} END, " \
+	"status = CASE WHEN abort_requested_at IS NULL THEN status ELSE '" SCAN_STATUS_ABORTED "' END, "
 
 /*
  * Record a scan id unless another row already tracks it (a server that
@@ -103,70 +112,83 @@ typedef struct PlanDef
 #define ADOPT_SQL(from_state) \
 	"WITH taken AS (SELECT id FROM @T WHERE scan_id = $2 LIMIT 1), " \
 	"upd AS (UPDATE @T SET scan_id = $2, " STATE_WITH_SCAN \
-	"  WHERE id = $1 AND worker_state = '" from_state "' " \
+	"  WHERE id = $1 AND worker_state = " from_state \
 	"    AND NOT EXISTS (SELECT 1 FROM taken) RETURNING worker_state) " \
 	"SELECT (SELECT id FROM taken), (SELECT worker_state FROM upd)"
 
 static const PlanDef plan_defs[NUM_PLANS] = {
+	[P_LOCK_ROWS] = {
+		"SELECT id FROM @T WHERE id = ANY ($1) FOR NO KEY UPDATE SKIP LOCKED",
+		"", 1, {INT8ARRAYOID}
+	},
+	[P_ROWS_EXIST] = {
+		"SELECT id FROM @T WHERE id = ANY ($1)",
+		"", 1, {INT8ARRAYOID}
+	},
 	[P_SWEEP_SENDING] = {
-		"UPDATE @T SET worker_state = 'reconcile', next_attempt_at = $2, updated_at = now() "
-		"WHERE worker_state = 'sending' AND id <> ALL ($1)",
-		2, {INT8ARRAYOID, TIMESTAMPTZOID}
+		"UPDATE @T SET worker_state = {reconcile}, next_attempt_at = $2, "
+		"  updated_at = pg_catalog.now() "
+		"WHERE id IN (SELECT id FROM @T WHERE worker_state = {sending} AND id <> ALL ($1) "
+		"             FOR NO KEY UPDATE SKIP LOCKED)",
+		"sending>reconcile", 2, {INT8ARRAYOID, TIMESTAMPTZOID}
 	},
 	[P_CLAIM_LAUNCHES] = {
-		"UPDATE @T t SET worker_state = 'sending', attempts = t.attempts + 1, "
-		"  last_attempt_at = now(), updated_at = now() "
-		"FROM (SELECT id FROM @T WHERE worker_state = 'launch' AND next_attempt_at <= now() "
+		"UPDATE @T t SET worker_state = {sending}, attempts = t.attempts + 1, "
+		"  last_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now() "
+		"FROM (SELECT id FROM @T WHERE worker_state = {launch} "
+		"        AND next_attempt_at <= pg_catalog.now() "
 		"      ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) c "
 		"WHERE t.id = c.id RETURNING t.id, t.target_id, t.profile_id, t.attempts",
-		1, {INT4OID}
+		"launch>sending", 1, {INT4OID}
 	},
 	/* aborts first: they stop work; imports only while enabled */
 	[P_CLAIM_TABLE_WORK] = {
 		"SELECT id, worker_state, target_id, profile_id, scan_id, scan_session_id, "
 		"  coalesce(last_attempt_at, created_at), attempts, import_cursor "
-		"FROM @T WHERE worker_state IN ('reconcile', 'abort', 'import') "
-		"  AND next_attempt_at <= now() AND id <> ALL ($1) "
-		"  AND (worker_state <> 'import' OR $3) "
-		"ORDER BY worker_state <> 'abort', next_attempt_at, id LIMIT $2",
-		3, {INT8ARRAYOID, INT4OID, BOOLOID}
+		"FROM @T WHERE worker_state IN ({reconcile}, {abort}, {import}) "
+		"  AND next_attempt_at <= pg_catalog.now() AND id <> ALL ($1) "
+		"  AND (worker_state <> {import} OR $3) "
+		"ORDER BY worker_state <> {abort}, next_attempt_at, id LIMIT $2",
+		"", 3, {INT8ARRAYOID, INT4OID, BOOLOID}
 	},
 	[P_NEXT_DUE] = {
-		"SELECT min(next_attempt_at) FROM @T "
-		"WHERE worker_state IN ('launch', 'reconcile', 'abort', 'import') "
-		"  AND (worker_state <> 'import' OR $2) AND id <> ALL ($1)",
-		2, {INT8ARRAYOID, BOOLOID}
+		"SELECT pg_catalog.min(next_attempt_at) FROM @T "
+		"WHERE worker_state IN ({launch}, {reconcile}, {abort}, {import}) "
+		"  AND (worker_state <> {import} OR $2) AND id <> ALL ($1)",
+		"", 2, {INT8ARRAYOID, BOOLOID}
 	},
 	[P_LOAD_POLLS] = {
-		"SELECT id, scan_id FROM @T WHERE worker_state = 'poll' AND scan_id IS NOT NULL",
-		0, {}
+		"SELECT id, scan_id FROM @T WHERE worker_state = {poll} AND scan_id IS NOT NULL",
+		"", 0, {}
 	},
 	[P_LAUNCH_OK] = {
-		ADOPT_SQL("sending"),
-		2, {INT8OID, UUIDOID}
+		ADOPT_SQL("{sending}"),
+		"sending>poll sending>abort", 2, {INT8OID, UUIDOID}
 	},
 	[P_LAUNCH_RETRY] = {
 		"UPDATE @T SET " STATE_RELAUNCH "next_attempt_at = $2, last_error = $3, "
-		"  updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
-		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
+		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {sending}",
+		"sending>launch sending>done", 3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
 	},
 	[P_LAUNCH_UNKNOWN] = {
-		"UPDATE @T SET worker_state = 'reconcile', next_attempt_at = $2, last_error = $3, "
-		"  updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
-		3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
+		"UPDATE @T SET worker_state = {reconcile}, next_attempt_at = $2, last_error = $3, "
+		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {sending}",
+		"sending>reconcile", 3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
 	},
 	[P_LAUNCH_FAILED] = {
-		"UPDATE @T SET status = 'error', worker_state = 'done', next_attempt_at = NULL, "
-		"  last_error = $2, updated_at = now() WHERE id = $1 AND worker_state = 'sending'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET status = '" SCAN_STATUS_ERROR "', worker_state = {done}, next_attempt_at = NULL, "
+		"  last_error = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {sending}",
+		"sending>done", 2, {INT8OID, TEXTOID}
 	},
 
 	/*
-	 * Only write when the answer differs from the stored one (or an error
-	 * is to be cleared, or the scan ended: $9 is the next worker_state,
-	 * NULL to keep it), and then only unindexed columns unless the scan
-	 * ended.  Reports the row's state as it was before, so the caller
-	 * learns whether the row is still being polled.
+	 * Only write when the answer differs from the stored one (or the row's
+	 * last_error is to change, or the scan ended: $9 is the next
+	 * worker_state), and then only unindexed columns unless the scan ended.
+	 * $10 is what was wrong with the answer (its counts), or NULL.  Reports
+	 * the row's state as it was before, so the caller learns whether the
+	 * row is still being polled.
 	 */
 	[P_POLL_UPDATE] = {
 		"WITH cur AS (SELECT worker_state FROM @T WHERE id = $1), "
@@ -176,57 +198,59 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"    severity_counts = coalesce($5, severity_counts), "
 		"    start_date = coalesce($6, start_date), "
 		"    end_date = coalesce($7, end_date), "
-		"    last_response = $8, last_error = NULL, updated_at = now(), "
-		"    worker_state = CASE WHEN $9::text IS NULL THEN worker_state "
-		"      WHEN $9 = 'import' AND coalesce($4, scan_session_id) IS NULL THEN 'done' "
+		"    last_response = $8, last_error = $10, updated_at = pg_catalog.now(), "
+		"    worker_state = CASE WHEN $9 = {import} "
+		"                         AND coalesce($4, scan_session_id) IS NULL THEN {done} "
 		"      ELSE $9 END, "
-		"    next_attempt_at = CASE WHEN $9 = 'import' THEN now() ELSE next_attempt_at END "
-		"  WHERE id = $1 AND worker_state = 'poll' "
-		"    AND (last_response IS DISTINCT FROM $8 OR last_error IS NOT NULL "
-		"         OR status IS DISTINCT FROM $2 OR $9::text IS NOT NULL) "
+		"    next_attempt_at = CASE WHEN $9 = {import} THEN pg_catalog.now() "
+		"      ELSE next_attempt_at END "
+		"  WHERE id = $1 AND worker_state = {poll} "
+		"    AND (last_response IS DISTINCT FROM $8 OR last_error IS DISTINCT FROM $10 "
+		"         OR status IS DISTINCT FROM $2 OR $9 <> {poll}) "
 		"  RETURNING 1) "
-		"SELECT (SELECT worker_state FROM cur), (SELECT count(*) FROM upd)",
-		9, {INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID, TEXTOID}
+		"SELECT (SELECT worker_state FROM cur), (SELECT pg_catalog.count(*) FROM upd)",
+		"poll>import poll>done", 10,
+		{INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, JSONBOID, TEXTOID, TEXTOID}
 	},
 	[P_POLL_GONE] = {
-		"UPDATE @T SET worker_state = 'done', last_error = $2, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'poll'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET worker_state = {done}, last_error = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {poll}",
+		"poll>done", 2, {INT8OID, TEXTOID}
 	},
 	[P_POLL_ERROR] = {
-		"UPDATE @T SET last_error = $2, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'poll' AND last_error IS DISTINCT FROM $2",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET last_error = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {poll} AND last_error IS DISTINCT FROM $2",
+		"", 2, {INT8OID, TEXTOID}
 	},
 	[P_SCAN_ID_KNOWN] = {
 		"SELECT 1 FROM @T WHERE scan_id = $1",
-		1, {UUIDOID}
+		"", 1, {UUIDOID}
 	},
 	[P_RECONCILE_ADOPT] = {
-		ADOPT_SQL("reconcile"),
-		2, {INT8OID, UUIDOID}
+		ADOPT_SQL("{reconcile}"),
+		"reconcile>poll reconcile>abort", 2, {INT8OID, UUIDOID}
 	},
 	[P_RECONCILE_RESEND] = {
-		"UPDATE @T SET " STATE_RELAUNCH "next_attempt_at = now(), last_error = $2, "
-		"  updated_at = now() WHERE id = $1 AND worker_state = 'reconcile'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET " STATE_RELAUNCH "next_attempt_at = pg_catalog.now(), last_error = $2, "
+		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {reconcile}",
+		"reconcile>launch reconcile>done", 2, {INT8OID, TEXTOID}
 	},
 	[P_WORK_RETRY] = {
-		"UPDATE @T SET next_attempt_at = $2, last_error = $3, updated_at = now() "
+		"UPDATE @T SET next_attempt_at = $2, last_error = $3, updated_at = pg_catalog.now() "
 		"WHERE id = $1 AND worker_state = $4",
-		4, {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
+		"", 4, {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
 	},
 	/* the abort was accepted (or refused, $2 says why): poll at once */
 	[P_ABORT_SENT] = {
-		"UPDATE @T SET worker_state = 'poll', last_error = $2, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'abort'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET worker_state = {poll}, last_error = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {abort}",
+		"abort>poll", 2, {INT8OID, TEXTOID}
 	},
 	[P_ABORT_GONE] = {
-		"UPDATE @T SET worker_state = 'done', last_error = $2, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'abort'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET worker_state = {done}, last_error = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {abort}",
+		"abort>done", 2, {INT8OID, TEXTOID}
 	},
 	[P_FINDING_INSERT] = {
 		"INSERT INTO @V (scan_session_id, vuln_id, scan_row_id, target_id, vt_id, vt_name, "
@@ -235,45 +259,99 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"SELECT $1, $2, $3, coalesce($4, s.target_id), $5, $6, $7, $8, $9, $10, $11, $12, "
 		"  $13, $14, $15 FROM @T s WHERE s.id = $3 "
 		"ON CONFLICT (scan_session_id, vuln_id) DO NOTHING",
-		15, {UUIDOID, TEXTOID, INT8OID, UUIDOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		"", 15,
+		{UUIDOID, TEXTOID, INT8OID, UUIDOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
 		INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID}
 	},
+	/*
+	 * A page or the end of an import: $3 is its note (findings skipped) or
+	 * NULL.  It replaces only what the import itself wrote in last_error
+	 * (text starting $4); a note about the scan's answer (counts that could
+	 * not be stored) stays.
+	 */
 	[P_IMPORT_PAGE] = {
-		"UPDATE @T SET import_cursor = $2, next_attempt_at = now(), last_error = NULL, "
-		"  updated_at = now() WHERE id = $1 AND worker_state = 'import'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET import_cursor = $2, next_attempt_at = pg_catalog.now(), "
+		"  last_error = CASE WHEN last_error IS NULL OR pg_catalog.starts_with(last_error, $4) "
+		"                    THEN $3 ELSE last_error END, "
+		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {import}",
+		"", 4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 	},
 	[P_IMPORT_DONE] = {
-		"UPDATE @T SET worker_state = 'done', import_cursor = NULL, next_attempt_at = NULL, "
-		"  findings_imported_at = now(), last_error = NULL, updated_at = now() "
-		"WHERE id = $1 AND worker_state = 'import'",
-		1, {INT8OID}
+		"UPDATE @T SET worker_state = {done}, import_cursor = NULL, next_attempt_at = NULL, "
+		"  findings_imported_at = pg_catalog.now(), "
+		"  last_error = CASE WHEN last_error IS NULL OR pg_catalog.starts_with(last_error, $3) "
+		"                    THEN $2 ELSE last_error END, "
+		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {import}",
+		"import>done", 3, {INT8OID, TEXTOID, TEXTOID}
 	},
 	[P_IMPORT_FAILED] = {
-		"UPDATE @T SET worker_state = 'done', import_cursor = NULL, next_attempt_at = NULL, "
-		"  last_error = $2, updated_at = now() WHERE id = $1 AND worker_state = 'import'",
-		2, {INT8OID, TEXTOID}
+		"UPDATE @T SET worker_state = {done}, import_cursor = NULL, next_attempt_at = NULL, "
+		"  last_error = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {import}",
+		"import>done", 2, {INT8OID, TEXTOID}
 	},
 	[P_RETENTION] = {
-		"DELETE FROM @T WHERE id IN (SELECT id FROM @T WHERE worker_state = 'done' "
-		"  AND created_at < now() - make_interval(days => $1) LIMIT $2)",
-		2, {INT4OID, INT4OID}
+		"DELETE FROM @T WHERE id IN (SELECT id FROM @T WHERE worker_state = {done} "
+		"  AND created_at < pg_catalog.now() - pg_catalog.make_interval(days => $1) "
+		"  LIMIT $2 FOR UPDATE SKIP LOCKED)",
+		"", 2, {INT4OID, INT4OID}
+	},
+	[P_INSERT_LAUNCH] = {
+		"INSERT INTO @T (target_id, profile_id, launched_by, launched_by_oid) "
+		"VALUES ($1, $2, pg_catalog.pg_get_userbyid($3), $3) RETURNING id",
+		"", 3, {UUIDOID, UUIDOID, OIDOID}
+	},
+	[P_LOCK_FOR_ABORT] = {
+		"SELECT worker_state, status, launched_by_oid FROM @T WHERE id = $1 FOR UPDATE",
+		"", 1, {INT8OID}
+	},
+
+	/*
+	 * Between a library update and ALTER EXTENSION UPDATE the table may
+	 * still be older than 1.3 (no launched_by_oid): launches keep queueing,
+	 * and the update fills the OIDs in from the names.
+	 */
+	[P_INSERT_LAUNCH_BEFORE_1_3] = {
+		"INSERT INTO @T (target_id, profile_id, launched_by) "
+		"VALUES ($1, $2, pg_catalog.pg_get_userbyid($3)) RETURNING id",
+		"", 3, {UUIDOID, UUIDOID, OIDOID}
+	},
+	[P_LOCK_FOR_ABORT_BEFORE_1_3] = {
+		"SELECT worker_state, status, "
+		"  (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = launched_by) "
+		"FROM @T WHERE id = $1 FOR UPDATE",
+		"", 1, {INT8OID}
+	},
+	/* never sent: cancelled here, no request needed */
+	[P_ABORT_CANCEL] = {
+		"UPDATE @T SET status = '" SCAN_STATUS_ABORTED "', worker_state = {done}, next_attempt_at = NULL, "
+		"  abort_requested_at = pg_catalog.now(), aborted_by = $2, "
+		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {launch}",
+		"launch>done", 2, {INT8OID, NAMEOID}
+	},
+	[P_ABORT_SEND] = {
+		"UPDATE @T SET status = '" SCAN_STATUS_ABORTING "', worker_state = {abort}, "
+		"  next_attempt_at = pg_catalog.now(), abort_requested_at = pg_catalog.now(), "
+		"  aborted_by = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {poll}",
+		"poll>abort", 2, {INT8OID, NAMEOID}
+	},
+	/* a launch is under way: the worker aborts the scan once it has its id */
+	[P_ABORT_AFTER_LAUNCH] = {
+		"UPDATE @T SET status = '" SCAN_STATUS_ABORTING "', abort_requested_at = pg_catalog.now(), "
+		"  aborted_by = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state IN ({sending}, {reconcile})",
+		"", 2, {INT8OID, NAMEOID}
 	},
 };
 
 static SPIPlanPtr plans[NUM_PLANS];
-
-/* The extension as last seen. */
-static Oid	ext_oid = InvalidOid;
-static char *ext_table = NULL;	/* quoted schema.invicti_scans, TopMemoryContext */
-static char *ext_findings = NULL;	/* quoted schema.invicti_vulnerabilities */
-static char ext_version[NAMEDATALEN];
-static bool ext_changed = false;
-
-static MemoryContext caller_cxt = NULL;
+static char *scans_table = NULL;	/* TopMemoryContext */
+static char *findings_table = NULL;
+static bool owner_by_oid = true;	/* the table has launched_by_oid (1.3+) */
 
 void
-store_forget_plans(void)
+scan_store_forget_plans(void)
 {
 	int			i;
 
@@ -285,148 +363,120 @@ store_forget_plans(void)
 	}
 }
 
-/* Read the extension's schema and version straight from pg_extension. */
-static bool
-lookup_extension(Oid *oid, Oid *nsp, char *version)
+void
+scan_store_set_tables(const char *scans, const char *findings)
 {
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
+	if (scans_table && strcmp(scans_table, scans) == 0 &&
+		strcmp(findings_table, findings) == 0)
+		return;
+	scan_store_forget_plans();
+	if (scans_table)
+		pfree(scans_table);
+	if (findings_table)
+		pfree(findings_table);
+	scans_table = MemoryContextStrdup(TopMemoryContext, scans);
+	findings_table = MemoryContextStrdup(TopMemoryContext, findings);
+}
+
+void
+scan_store_set_tables_of(Oid scans_relid)
+{
+	const char *schema = quote_identifier(get_namespace_name(get_rel_namespace(scans_relid)));
+
+	owner_by_oid = get_attnum(scans_relid, "launched_by_oid") != InvalidAttrNumber;
+	scan_store_set_tables(psprintf("%s.invicti_scans", schema),
+						  psprintf("%s.invicti_vulnerabilities", schema));
+}
+
+Oid
+scan_store_tables_owner(Oid nsp, Oid *relid)
+{
 	HeapTuple	tup;
-	bool		found = false;
+	Oid			owner;
 
-	*oid = get_extension_oid(INVICTI_EXTENSION_NAME, true);
-	if (!OidIsValid(*oid))
-		return false;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(*oid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		bool		isnull;
-		Datum		v = heap_getattr(tup, Anum_pg_extension_extversion,
-									 RelationGetDescr(rel), &isnull);
-
-		*nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-		strlcpy(version, isnull ? "" : TextDatumGetCString(v), NAMEDATALEN);
-		found = true;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
+	*relid = get_relname_relid("invicti_scans", nsp);
+	if (!OidIsValid(*relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table \"%s.invicti_scans\" does not exist", get_namespace_name(nsp)),
+				 errhint("Reinstall the extension: DROP EXTENSION invicti_scan; CREATE EXTENSION invicti_scan;")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(*relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", *relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (!compat_schema_privilege(nsp, owner, ACL_USAGE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\", which owns the tables of invicti_scan, may not use schema \"%s\"",
+						GetUserNameFromId(owner, false), get_namespace_name(nsp)),
+				 errdetail("The worker and the extension's functions act as the tables' owner."),
+				 errhint("GRANT USAGE ON SCHEMA %s TO %s;",
+						 quote_identifier(get_namespace_name(nsp)),
+						 quote_identifier(GetUserNameFromId(owner, false)))));
+	return owner;
 }
 
-StoreStatus
-store_begin(const char *activity, bool durable)
+/* Check a statement's declared moves against scan_state.c. */
+static void
+check_moves(PlanId id)
 {
-	Oid			oid;
-	Oid			nsp;
-	char		version[NAMEDATALEN];
+	const char *p = plan_defs[id].moves;
 
-	/*
-	 * SPI is connected from the caller's context, so results handed back
-	 * (allocated with SPI_palloc) outlive the transaction.
-	 */
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-
-	if (!lookup_extension(&oid, &nsp, version))
+	while (*p)
 	{
-		if (OidIsValid(ext_oid))
+		char		from[32];
+		char		to[32];
+		int			n;
+		int			f;
+		int			t;
+
+		if (sscanf(p, "%31[a-z]>%31[a-z]%n", from, to, &n) != 2)
+			elog(ERROR, "invicti_scan: statement %d declares a malformed move", (int) id);
+		f = worker_state_from_name(from);
+		t = worker_state_from_name(to);
+		if (f < 0 || t < 0 || !worker_state_move_allowed(f, t))
+			elog(ERROR, "invicti_scan: statement %d moves rows from \"%s\" to \"%s\", which scan_state.c does not allow",
+				 (int) id, from, to);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* The statement's text: tables and state names filled in, each checked. */
+static char *
+statement_text(PlanId id)
+{
+	StringInfoData sql;
+	const char *p;
+
+	initStringInfo(&sql);
+	for (p = plan_defs[id].sql; *p; p++)
+	{
+		if (p[0] == '@' && (p[1] == 'T' || p[1] == 'V'))
 		{
-			store_forget_plans();
-			ext_oid = InvalidOid;
+			appendStringInfoString(&sql, p[1] == 'T' ? scans_table : findings_table);
+			p++;
 		}
-		store_commit();
-		return STORE_NO_EXTENSION;
+		else if (p[0] == '{')
+		{
+			const char *end = strchr(p, '}');
+			char	   *name;
+
+			if (end == NULL)
+				elog(ERROR, "invicti_scan: statement %d has an unterminated state name", (int) id);
+			name = pnstrdup(p + 1, end - p - 1);
+			if (worker_state_from_name(name) < 0)
+				elog(ERROR, "invicti_scan: statement %d names \"%s\", which is no worker state",
+					 (int) id, name);
+			appendStringInfo(&sql, "'%s'::text", name);
+			p = end;
+		}
+		else
+			appendStringInfoChar(&sql, *p);
 	}
-	strlcpy(ext_version, version, sizeof(ext_version));
-	if (strcmp(version, INVICTI_SCAN_VERSION) != 0)
-	{
-		store_commit();
-		return STORE_WRONG_VERSION;
-	}
-	if (oid != ext_oid)
-	{
-		const char *schema = quote_identifier(get_namespace_name(nsp));
-
-		store_forget_plans();
-		if (ext_table)
-			pfree(ext_table);
-		if (ext_findings)
-			pfree(ext_findings);
-		ext_table = MemoryContextStrdup(TopMemoryContext,
-										psprintf("%s.invicti_scans", schema));
-		ext_findings = MemoryContextStrdup(TopMemoryContext,
-										   psprintf("%s.invicti_vulnerabilities", schema));
-		ext_oid = oid;
-		ext_changed = true;
-	}
-
-	(void) set_config_option("synchronous_commit", durable ? "on" : "off",
-							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-							 true, 0, false);
-	return STORE_READY;
-}
-
-void
-store_commit(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
-	store_flush_stats(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-/*
- * Table statistics (pg_stat_user_tables) are flushed at most once a second
- * after a commit; what is left is flushed, forced, a second later, even if the worker has nothing else to do then (as a backend does
- * when it goes idle), so the counters never lag behind an idle worker.
- * Outside a transaction only a forced flush works: the unforced one judges
- * "too soon" by the last transaction's end.
- */
-static TimestampTz stats_flush_due = 0;
-
-void
-store_flush_stats(bool force)
-{
-	long		wait_ms = pgstat_report_stat(force);
-
-	/* PostgreSQL suggests 10 s; a second keeps pg_stat_user_tables current */
-	stats_flush_due = wait_ms > 0 ?
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(wait_ms, 1000)) : 0;
-}
-
-TimestampTz
-store_stats_flush_due(void)
-{
-	return stats_flush_due;
-}
-
-const char *
-store_installed_version(void)
-{
-	return ext_version;
-}
-
-bool
-store_extension_changed(void)
-{
-	bool		was = ext_changed;
-
-	ext_changed = false;
-	return was;
+	return sql.data;
 }
 
 static SPIPlanPtr
@@ -435,29 +485,21 @@ get_plan(PlanId id)
 	if (plans[id] == NULL)
 	{
 		const PlanDef *d = &plan_defs[id];
-		StringInfoData sql;
-		const char *p;
+		char	   *sql;
 		SPIPlanPtr	plan;
 
-		initStringInfo(&sql);
-		for (p = d->sql; *p; p++)
-		{
-			if (p[0] == '@' && (p[1] == 'T' || p[1] == 'V'))
-			{
-				appendStringInfoString(&sql, p[1] == 'T' ? ext_table : ext_findings);
-				p++;
-			}
-			else
-				appendStringInfoChar(&sql, *p);
-		}
-		plan = SPI_prepare(sql.data, d->nargs, (Oid *) d->types);
+		if (scans_table == NULL)
+			elog(ERROR, "invicti_scan: no table set for statement %d", (int) id);
+		check_moves(id);
+		sql = statement_text(id);
+		plan = SPI_prepare(sql, d->nargs, (Oid *) d->types);
 		if (plan == NULL)
 			elog(ERROR, "invicti_scan: could not prepare \"%s\": %s",
-				 sql.data, SPI_result_code_string(SPI_result));
+				 sql, SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "invicti_scan: SPI_keepplan failed");
 		plans[id] = plan;
-		pfree(sql.data);
+		pfree(sql);
 	}
 	return plans[id];
 }
@@ -475,14 +517,14 @@ run(PlanId id, Datum *values, const char *nulls)
 }
 
 static Datum
-busy_array(const int64 *busy, int nbusy)
+id_array(const int64 *ids, int n)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * Max(nbusy, 1));
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	int			i;
 
-	for (i = 0; i < nbusy; i++)
-		elems[i] = Int64GetDatum(busy[i]);
-	return PointerGetDatum(construct_array(elems, nbusy, INT8OID, 8,
+	for (i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8,
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
@@ -498,16 +540,70 @@ copy_uuid(pg_uuid_t *dst, Datum d)
 	memcpy(dst, DatumGetUUIDP(d), sizeof(pg_uuid_t));
 }
 
-int
-store_sweep_sending(const int64 *busy, int nbusy, TimestampTz reconcile_at)
+static Datum
+text_or_null(const char *s, char *null)
 {
-	Datum		v[2] = {busy_array(busy, nbusy), TimestampTzGetDatum(reconcile_at)};
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* Mark ids[i] in flags[] for each id the last statement returned. */
+static void
+mark_returned(const int64 *ids, int n, bool *flags)
+{
+	uint64		r;
+	int			i;
+	bool		isnull;
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		int64		got = DatumGetInt64(col(r, 1, &isnull));
+
+		for (i = 0; i < n; i++)
+			if (ids[i] == got)
+				flags[i] = true;
+	}
+}
+
+void
+scan_store_lock_rows(const int64 *ids, int n, bool *locked, bool *busy)
+{
+	Datum		v[1];
+	int64	   *missing = palloc(sizeof(int64) * Max(n, 1));
+	int			nmissing = 0;
+	int			i;
+
+	memset(locked, 0, sizeof(bool) * n);
+	memset(busy, 0, sizeof(bool) * n);
+	v[0] = id_array(ids, n);
+	run(P_LOCK_ROWS, v, NULL);
+	mark_returned(ids, n, locked);
+	for (i = 0; i < n; i++)
+		if (!locked[i])
+			missing[nmissing++] = ids[i];
+	if (nmissing > 0)
+	{
+		/* not locked by us: either gone, or locked by someone else */
+		v[0] = id_array(missing, nmissing);
+		run(P_ROWS_EXIST, v, NULL);
+		mark_returned(ids, n, busy);
+		for (i = 0; i < n; i++)
+			if (locked[i])
+				busy[i] = false;
+	}
+	pfree(missing);
+}
+
+int
+scan_store_sweep_sending(const int64 *busy, int nbusy, TimestampTz reconcile_at)
+{
+	Datum		v[2] = {id_array(busy, nbusy), TimestampTzGetDatum(reconcile_at)};
 
 	return (int) run(P_SWEEP_SENDING, v, NULL);
 }
 
 int
-store_claim_launches(int limit, LaunchClaim **out)
+scan_store_claim_launches(int limit, LaunchClaim **out)
 {
 	Datum		v[1] = {Int32GetDatum(limit)};
 	uint64		n = run(P_CLAIM_LAUNCHES, v, NULL);
@@ -526,10 +622,10 @@ store_claim_launches(int limit, LaunchClaim **out)
 }
 
 int
-store_claim_table_work(const int64 *busy, int nbusy, int limit, bool imports,
-					   TableClaim **out)
+scan_store_claim_table_work(const int64 *busy, int nbusy, int limit, bool imports,
+							TableClaim **out)
 {
-	Datum		v[3] = {busy_array(busy, nbusy), Int32GetDatum(limit), BoolGetDatum(imports)};
+	Datum		v[3] = {id_array(busy, nbusy), Int32GetDatum(limit), BoolGetDatum(imports)};
 	uint64		n = run(P_CLAIM_TABLE_WORK, v, NULL);
 	uint64		i;
 	bool		isnull;
@@ -538,13 +634,11 @@ store_claim_table_work(const int64 *busy, int nbusy, int limit, bool imports,
 	for (i = 0; i < n; i++)
 	{
 		TableClaim *c = &(*out)[i];
-		char	   *state = TextDatumGetCString(col(i, 2, &isnull));
 		Datum		d;
 
 		memset(c, 0, sizeof(TableClaim));
 		c->id = DatumGetInt64(col(i, 1, &isnull));
-		c->kind = strcmp(state, "abort") == 0 ? CALL_ABORT :
-			strcmp(state, "import") == 0 ? CALL_RESULTS : CALL_RECONCILE;
+		c->state = worker_state_from_name(TextDatumGetCString(col(i, 2, &isnull)));
 		copy_uuid(&c->target_id, col(i, 3, &isnull));
 		copy_uuid(&c->profile_id, col(i, 4, &isnull));
 		d = col(i, 5, &isnull);
@@ -568,9 +662,9 @@ store_claim_table_work(const int64 *busy, int nbusy, int limit, bool imports,
 }
 
 TimestampTz
-store_next_due(const int64 *busy, int nbusy, bool imports)
+scan_store_next_due(const int64 *busy, int nbusy, bool imports)
 {
-	Datum		v[2] = {busy_array(busy, nbusy), BoolGetDatum(imports)};
+	Datum		v[2] = {id_array(busy, nbusy), BoolGetDatum(imports)};
 	bool		isnull;
 	Datum		d;
 
@@ -580,7 +674,7 @@ store_next_due(const int64 *busy, int nbusy, bool imports)
 }
 
 void
-store_load_polls(void (*add) (int64 id, const pg_uuid_t *scan_id))
+scan_store_load_polls(void (*add) (int64 id, const pg_uuid_t *scan_id))
 {
 	uint64		n = run(P_LOAD_POLLS, NULL, NULL);
 	uint64		i;
@@ -612,11 +706,12 @@ adopt(PlanId plan, int64 id, const pg_uuid_t *scan_id, int64 *holder)
 	d = col(0, 2, &isnull);
 	if (isnull)
 		return ROW_MOVED_ON;
-	return strcmp(TextDatumGetCString(d), "poll") == 0 ? ADOPTED : ADOPTED_TO_ABORT;
+	return worker_state_from_name(TextDatumGetCString(d)) == WS_POLL ?
+		ADOPTED : ADOPTED_TO_ABORT;
 }
 
 AdoptResult
-store_launch_ok(int64 id, const pg_uuid_t *scan_id, int64 *holder)
+scan_store_launch_ok(int64 id, const pg_uuid_t *scan_id, int64 *holder)
 {
 	return adopt(P_LAUNCH_OK, id, scan_id, holder);
 }
@@ -630,38 +725,42 @@ run_id_time_text(PlanId plan, int64 id, TimestampTz when, const char *text)
 	run(plan, v, NULL);
 }
 
+/* ($1 id, $2 text or NULL) */
 static void
 run_id_text(PlanId plan, int64 id, const char *text)
 {
-	Datum		v[2] = {Int64GetDatum(id), CStringGetTextDatum(text)};
+	char		nulls[3] = "  ";
+	Datum		v[2];
 
-	run(plan, v, NULL);
+	v[0] = Int64GetDatum(id);
+	v[1] = text_or_null(text, &nulls[1]);
+	run(plan, v, nulls);
 }
 
 void
-store_launch_retry(int64 id, TimestampTz when, const char *error)
+scan_store_launch_retry(int64 id, TimestampTz when, const char *error)
 {
 	run_id_time_text(P_LAUNCH_RETRY, id, when, error);
 }
 
 void
-store_launch_unknown(int64 id, TimestampTz when, const char *error)
+scan_store_launch_unknown(int64 id, TimestampTz when, const char *error)
 {
 	run_id_time_text(P_LAUNCH_UNKNOWN, id, when, error);
 }
 
 void
-store_launch_failed(int64 id, const char *error)
+scan_store_launch_failed(int64 id, const char *error)
 {
 	run_id_text(P_LAUNCH_FAILED, id, error);
 }
 
 bool
-store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
-				  const char *next_state)
+scan_store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
+					   WorkerState next_state)
 {
-	Datum		v[9];
-	char		nulls[10] = "         ";
+	Datum		v[10];
+	char		nulls[11] = "          ";
 	bool		isnull;
 	Datum		state;
 
@@ -678,32 +777,32 @@ store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
 	v[6] = TimestampTzGetDatum(st->end_date);
 	nulls[6] = st->has_end_date ? ' ' : 'n';
 	v[7] = JsonbPGetDatum(response);
-	v[8] = next_state ? CStringGetTextDatum(next_state) : (Datum) 0;
-	nulls[8] = next_state ? ' ' : 'n';
+	v[8] = CStringGetTextDatum(worker_state_names[next_state]);
+	v[9] = text_or_null(st->problem, &nulls[9]);
 
 	run(P_POLL_UPDATE, v, nulls);
 	state = col(0, 1, &isnull);
 	if (isnull)
 		return false;			/* the row is gone */
-	if (strcmp(TextDatumGetCString(state), "poll") != 0)
+	if (worker_state_from_name(TextDatumGetCString(state)) != WS_POLL)
 		return false;			/* someone moved it on */
-	return next_state == NULL;
+	return next_state == WS_POLL;
 }
 
 void
-store_poll_gone(int64 id, const char *error)
+scan_store_poll_gone(int64 id, const char *error)
 {
 	run_id_text(P_POLL_GONE, id, error);
 }
 
 void
-store_poll_error(int64 id, const char *error)
+scan_store_poll_error(int64 id, const char *error)
 {
 	run_id_text(P_POLL_ERROR, id, error);
 }
 
 bool
-store_scan_id_known(const pg_uuid_t *scan_id)
+scan_store_scan_id_known(const pg_uuid_t *scan_id)
 {
 	Datum		v[1] = {UUIDPGetDatum(scan_id)};
 
@@ -711,36 +810,34 @@ store_scan_id_known(const pg_uuid_t *scan_id)
 }
 
 AdoptResult
-store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id, int64 *holder)
+scan_store_reconcile_adopt(int64 id, const pg_uuid_t *scan_id, int64 *holder)
 {
 	return adopt(P_RECONCILE_ADOPT, id, scan_id, holder);
 }
 
 void
-store_reconcile_resend(int64 id, const char *note)
+scan_store_reconcile_resend(int64 id, const char *note)
 {
 	run_id_text(P_RECONCILE_RESEND, id, note);
 }
 
 void
-store_work_retry(int64 id, const char *state, TimestampTz when, const char *error)
+scan_store_work_retry(int64 id, WorkerState state, TimestampTz when, const char *error)
 {
 	Datum		v[4] = {Int64GetDatum(id), TimestampTzGetDatum(when),
-	CStringGetTextDatum(error), CStringGetTextDatum(state)};
+		CStringGetTextDatum(error), CStringGetTextDatum(worker_state_names[state])};
 
 	run(P_WORK_RETRY, v, NULL);
 }
 
 void
-store_abort_sent(int64 id, const char *note)
+scan_store_abort_sent(int64 id, const char *note)
 {
-	Datum		v[2] = {Int64GetDatum(id), note ? CStringGetTextDatum(note) : (Datum) 0};
-
-	run(P_ABORT_SENT, v, note ? NULL : " n");
+	run_id_text(P_ABORT_SENT, id, note);
 }
 
 void
-store_abort_gone(int64 id, const char *error)
+scan_store_abort_gone(int64 id, const char *error)
 {
 	run_id_text(P_ABORT_GONE, id, error);
 }
@@ -751,7 +848,7 @@ store_abort_gone(int64 id, const char *error)
 	do { v[i] = (flag) ? (datum) : (Datum) 0; nulls[i] = (flag) ? ' ' : 'n'; } while (0)
 
 bool
-store_insert_finding(int64 id, const pg_uuid_t *session_id, const Finding *f)
+scan_store_insert_finding(int64 id, const pg_uuid_t *session_id, const Finding *f)
 {
 	Datum		v[15];
 	char		nulls[16] = "               ";
@@ -774,30 +871,104 @@ store_insert_finding(int64 id, const pg_uuid_t *session_id, const Finding *f)
 	return run(P_FINDING_INSERT, v, nulls) == 1;
 }
 
-void
-store_import_page(int64 id, const char *next_cursor)
+/* What every last_error the import writes starts with. */
+static Datum
+import_error_prefix(void)
 {
-	run_id_text(P_IMPORT_PAGE, id, next_cursor);
+	return CStringGetTextDatum(psprintf("%s:", api_call_nouns[CALL_RESULTS]));
 }
 
 void
-store_import_done(int64 id)
+scan_store_import_page(int64 id, const char *next_cursor, const char *note)
 {
-	Datum		v[1] = {Int64GetDatum(id)};
+	char		nulls[5] = "    ";
+	Datum		v[4];
 
-	run(P_IMPORT_DONE, v, NULL);
+	v[0] = Int64GetDatum(id);
+	v[1] = CStringGetTextDatum(next_cursor);
+	v[2] = text_or_null(note, &nulls[2]);
+	v[3] = import_error_prefix();
+	run(P_IMPORT_PAGE, v, nulls);
 }
 
 void
-store_import_failed(int64 id, const char *error)
+scan_store_import_done(int64 id, const char *note)
+{
+	char		nulls[4] = "   ";
+	Datum		v[3];
+
+	v[0] = Int64GetDatum(id);
+	v[1] = text_or_null(note, &nulls[1]);
+	v[2] = import_error_prefix();
+	run(P_IMPORT_DONE, v, nulls);
+}
+
+void
+scan_store_import_failed(int64 id, const char *error)
 {
 	run_id_text(P_IMPORT_FAILED, id, error);
 }
 
 int
-store_delete_old_scans(int days, int limit)
+scan_store_delete_old_scans(int days, int limit)
 {
 	Datum		v[2] = {Int32GetDatum(days), Int32GetDatum(limit)};
 
 	return (int) run(P_RETENTION, v, NULL);
+}
+
+/* ---- the SQL API ---- */
+
+int64
+scan_store_insert_launch(const pg_uuid_t *target, const pg_uuid_t *profile, Oid launched_by)
+{
+	Datum		v[3] = {UUIDPGetDatum(target), UUIDPGetDatum(profile),
+	ObjectIdGetDatum(launched_by)};
+	bool		isnull;
+
+	if (run(owner_by_oid ? P_INSERT_LAUNCH : P_INSERT_LAUNCH_BEFORE_1_3, v, NULL) != 1)
+		elog(ERROR, "invicti_scan: the launch insert returned no row");
+	return DatumGetInt64(col(0, 1, &isnull));
+}
+
+bool
+scan_store_lock_for_abort(int64 id, WorkerState *state, char **status, Oid *launched_by)
+{
+	Datum		v[1] = {Int64GetDatum(id)};
+	bool		isnull;
+	Datum		d;
+
+	if (run(owner_by_oid ? P_LOCK_FOR_ABORT : P_LOCK_FOR_ABORT_BEFORE_1_3, v, NULL) != 1)
+		return false;
+	*state = worker_state_from_name(TextDatumGetCString(col(0, 1, &isnull)));
+	*status = TextDatumGetCString(col(0, 2, &isnull));
+	d = col(0, 3, &isnull);
+	*launched_by = isnull ? InvalidOid : DatumGetObjectId(d);
+	return true;
+}
+
+void
+scan_store_abort(int64 id, AbortAction action, const char *aborted_by)
+{
+	Datum		v[2];
+	PlanId		plan;
+
+	switch (action)
+	{
+		case ABORT_CANCEL_UNSENT:
+			plan = P_ABORT_CANCEL;
+			break;
+		case ABORT_SEND_NOW:
+			plan = P_ABORT_SEND;
+			break;
+		case ABORT_AFTER_LAUNCH:
+			plan = P_ABORT_AFTER_LAUNCH;
+			break;
+		default:
+			elog(ERROR, "invicti_scan: abort action %d changes no row", (int) action);
+	}
+	v[0] = Int64GetDatum(id);
+	v[1] = DirectFunctionCall1(namein, CStringGetDatum(aborted_by));
+	if (run(plan, v, NULL) != 1)
+		elog(ERROR, "invicti_scan: scan " INT64_FORMAT " changed while it was locked", id);
 }

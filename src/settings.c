@@ -31,16 +31,20 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "pg_compat.h"
 #include "settings.h"
 
 #define TOKEN_MASK "********"
 #define TOKEN_FILE_MAX 16384
+/* jsonb holds at most 256 MB, and a response must fit one allocation */
+#define MAX_RESPONSE_KB (256 * 1024)
 
 char	   *invicti_base_url = NULL;
 char	   *invicti_api_path = NULL;
 char	   *invicti_database_name = NULL;
 char	   *invicti_api_token_file = NULL;
 char	   *invicti_ca_file = NULL;
+char	   *invicti_proxy = NULL;
 int			invicti_poll_interval_s = 300;
 int			invicti_request_timeout_ms = 30000;
 int			invicti_max_concurrent = 16;
@@ -48,6 +52,7 @@ int			invicti_retry_max_delay_s = 300;
 int			invicti_max_response_kb = 8192;
 bool		invicti_allow_insecure_http = false;
 bool		invicti_import_vulnerabilities = true;
+bool		invicti_notify = false;
 int			invicti_history_days = 0;
 
 /* The variable GUC sees: always the mask (or empty), never the token. */
@@ -61,8 +66,8 @@ static char *file_token = NULL;
 static char file_problem[256];
 
 /*
- * Keep the token out of the GUC variable: stash it in *extra (malloc'd, as
- * GUC requires for PostgreSQL 15) and replace *newval with the mask.  The
+ * Keep the token out of the GUC variable: stash it in *extra (in GUC's own
+ * memory, see pg_compat.h) and replace *newval with the mask.  The
  * mask is the same whether or not a token is set, so the server's reload log
  * never finds a "change" to report (it would print the raw file value).
  */
@@ -73,21 +78,22 @@ check_api_token(char **newval, void **extra, GucSource source pg_attribute_unuse
 	char	   *copy;
 	char	   *mask;
 
-	copy = malloc(strlen(real) + 1);
-	mask = strdup(TOKEN_MASK);
+	copy = compat_guc_strdup(real);
+	mask = compat_guc_strdup(TOKEN_MASK);
 	if (copy == NULL || mask == NULL)
 	{
-		free(copy);
-		free(mask);
+		if (copy)
+			compat_guc_free(copy);
+		if (mask)
+			compat_guc_free(mask);
 		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
 		GUC_check_errmsg("out of memory");
 		return false;
 	}
-	strcpy(copy, real);
 	if (*newval)
 	{
 		explicit_bzero(*newval, strlen(*newval));
-		free(*newval);
+		compat_guc_free(*newval);
 	}
 	*newval = mask;
 	*extra = copy;
@@ -107,60 +113,128 @@ show_api_token(void)
 }
 
 /*
- * base_url: http or https, a host, optionally a port and a path prefix; no
- * credentials, query or fragment.  The trailing slash is dropped so paths
- * can be appended.  Whether plain http is acceptable depends on
- * allow_insecure_http and is decided by the worker before each request.
+ * Parse a URL the way libcurl will; *problem says what is wrong with it (a
+ * sentence), or is NULL.  Only http and https, without credentials, query
+ * or fragment.  Returns the parsed handle (curl_url_cleanup it) or NULL.
+ */
+static CURLU *
+parse_url(const char *url, const char **problem)
+{
+	CURLU	   *u = curl_url();
+	char	   *scheme = NULL;
+	char	   *part = NULL;
+
+	*problem = NULL;
+	if (u == NULL)
+		*problem = "Out of memory.";
+	else if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+		*problem = "The value is not a valid URL.";
+	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+			 (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
+		*problem = "Only http:// and https:// URLs are allowed.";
+	else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
+		*problem = "The URL must not contain a user name or password.";
+	else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK)
+		*problem = "The URL must not contain a query string.";
+	else if (curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		*problem = "The URL must not contain a fragment.";
+	curl_free(scheme);
+	curl_free(part);
+	if (*problem && u)
+	{
+		curl_url_cleanup(u);
+		u = NULL;
+	}
+	return u;
+}
+
+/*
+ * base_url: http or https, a host, optionally a port and a path prefix.
+ * The value kept is the URL as libcurl normalises it ("http:/host" becomes
+ * "http://host"), without a trailing slash, so what is shown, checked and
+ * requested is one and the same URL.  Whether plain http is acceptable
+ * depends on allow_insecure_http and is decided by the worker
+ * (worker_config.c) on the parsed scheme and host.
  */
 static bool
 check_base_url(char **newval, void **extra pg_attribute_unused(),
 			   GucSource source pg_attribute_unused())
 {
+	const char *problem;
 	CURLU	   *u;
-	char	   *scheme = NULL;
-	char	   *part = NULL;
-	bool		ok = false;
+	char	   *normal = NULL;
+	char	   *copy;
 	size_t		len;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
-
-	u = curl_url();
+	u = parse_url(*newval, &problem);
 	if (u == NULL)
 	{
+		GUC_check_errdetail("%s", problem);
+		return false;
+	}
+	if (curl_url_get(u, CURLUPART_URL, &normal, 0) != CURLUE_OK)
+	{
+		curl_url_cleanup(u);
+		GUC_check_errdetail("The value is not a valid URL.");
+		return false;
+	}
+	len = strlen(normal);
+	while (len > 0 && normal[len - 1] == '/')
+		normal[--len] = '\0';
+	copy = compat_guc_strdup(normal);
+	curl_free(normal);
+	curl_url_cleanup(u);
+	if (copy == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
 		GUC_check_errmsg("out of memory");
 		return false;
 	}
-	if (curl_url_set(u, CURLUPART_URL, *newval, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
-		GUC_check_errdetail("The value is not a valid URL.");
-	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-			 (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
-		GUC_check_errdetail("Only http:// and https:// URLs are allowed.");
-	else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
-		GUC_check_errdetail("The URL must not contain a user name or password.");
-	else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK)
-		GUC_check_errdetail("The URL must not contain a query string.");
-	else if (curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
-		GUC_check_errdetail("The URL must not contain a fragment.");
-	else
-		ok = true;
-
-	curl_free(scheme);
-	curl_free(part);
-	curl_url_cleanup(u);
-	if (!ok)
-		return false;
-
-	len = strlen(*newval);
-	while (len > 0 && (*newval)[len - 1] == '/')
-		(*newval)[--len] = '\0';
+	compat_guc_free(*newval);
+	*newval = copy;
 	return true;
 }
 
 /*
- * api_path: the API's path prefix, "/api/v1" by default (some deployments
- * use "/api/1.0").  Plain path segments only, so nothing a prefix holds can
- * change which host or resource a request reaches.
+ * proxy: empty (no proxy at all: libcurl's http_proxy and friends from the
+ * server's environment are ignored), or one explicit proxy.  Credentials
+ * are refused: the value would show in the server log when it changes.
+ */
+static bool
+check_proxy(char **newval, void **extra pg_attribute_unused(),
+			GucSource source pg_attribute_unused())
+{
+	CURLU	   *u = NULL;
+	char	   *scheme = NULL;
+	char	   *part = NULL;
+	bool		ok = false;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if ((u = curl_url()) == NULL)
+		GUC_check_errdetail("Out of memory.");
+	else if (curl_url_set(u, CURLUPART_URL, *newval, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+		GUC_check_errdetail("The value is not a valid URL.");
+	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+			 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0 &&
+			  strcmp(scheme, "socks5") != 0 && strcmp(scheme, "socks5h") != 0))
+		GUC_check_errdetail("Only http://, https://, socks5:// and socks5h:// proxies are allowed.");
+	else if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
+		GUC_check_errdetail("The proxy URL must not contain a user name or password.");
+	else
+		ok = true;
+	curl_free(scheme);
+	curl_free(part);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/*
+ * api_path: the API's path prefix, "/api/v1" (for a server behind a proxy
+ * that mounts the API elsewhere).  Plain path segments only, so nothing a
+ * prefix holds can change which host or resource a request reaches.
  */
 static bool
 check_api_path(char **newval, void **extra pg_attribute_unused(),
@@ -210,6 +284,13 @@ invicti_define_settings(void)
 							   &invicti_api_path, "/api/v1",
 							   PGC_SIGHUP, 0,
 							   check_api_path, NULL, NULL);
+
+	DefineCustomStringVariable("invicti_scan.proxy",
+							   "Proxy for requests to the Invicti API; empty means none.",
+							   "The proxy variables of the server's environment (http_proxy and others) are never used.",
+							   &invicti_proxy, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_proxy, NULL, NULL);
 
 	DefineCustomStringVariable("invicti_scan.api_token",
 							   "Invicti API token sent in the X-Auth header.",
@@ -268,7 +349,7 @@ invicti_define_settings(void)
 	DefineCustomIntVariable("invicti_scan.max_response_size",
 							"Largest API response body the worker accepts.",
 							"Larger bodies are cut off and treated as a failed request.",
-							&invicti_max_response_kb, 8192, 64, 1024 * 1024,
+							&invicti_max_response_kb, 8192, 64, MAX_RESPONSE_KB,
 							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
@@ -290,6 +371,13 @@ invicti_define_settings(void)
 							 "Import the findings of completed scans into invicti_vulnerabilities.",
 							 NULL,
 							 &invicti_import_vulnerabilities, true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("invicti_scan.notify",
+							 "Send NOTIFY invicti_scan, with the row id, when a scan's status changes.",
+							 "Any role that can connect can listen: the payload is only the row id.",
+							 &invicti_notify, false,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 
@@ -390,14 +478,12 @@ invicti_api_token(const char **problem)
 bool
 invicti_url_is_loopback(const char *url)
 {
-	CURLU	   *u = curl_url();
+	const char *problem;
+	CURLU	   *u = parse_url(url, &problem);
 	char	   *host = NULL;
 	bool		loopback = false;
 
-	if (u == NULL)
-		return false;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+	if (u != NULL && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
 	{
 		struct in_addr a4;
 
@@ -409,4 +495,19 @@ invicti_url_is_loopback(const char *url)
 	curl_free(host);
 	curl_url_cleanup(u);
 	return loopback;
+}
+
+bool
+invicti_url_is_https(const char *url)
+{
+	const char *problem;
+	CURLU	   *u = parse_url(url, &problem);
+	char	   *scheme = NULL;
+	bool		https = false;
+
+	if (u != NULL && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
+		https = strcmp(scheme, "https") == 0;
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return https;
 }

@@ -13,6 +13,7 @@ extern char *invicti_api_path;
 extern char *invicti_database_name;	/* defined only when preloaded */
 extern char *invicti_api_token_file;
 extern char *invicti_ca_file;
+extern char *invicti_proxy;
 extern int	invicti_poll_interval_s;
 extern int	invicti_request_timeout_ms;
 extern int	invicti_max_concurrent;
@@ -20,6 +21,7 @@ extern int	invicti_retry_max_delay_s;
 extern int	invicti_max_response_kb;
 extern bool invicti_allow_insecure_http;
 extern bool invicti_import_vulnerabilities;
+extern bool invicti_notify;
 extern int	invicti_history_days;
 
 extern void invicti_define_settings(void);
@@ -35,7 +37,12 @@ extern const char *invicti_api_token(const char **problem);
 /* Re-read api_token_file; the worker calls this at start and on reload. */
 extern void invicti_reload_token_file(void);
 
-/* True when the URL's host is a loopback address (127.0.0.0/8, ::1, localhost). */
+/*
+ * Facts of a URL as libcurl parses it: its host is a loopback address
+ * (127.0.0.0/8, ::1, localhost); its scheme is https.  False for a URL
+ * that does not parse.
+ */
 extern bool invicti_url_is_loopback(const char *url);
+extern bool invicti_url_is_https(const char *url);
 
 #endif

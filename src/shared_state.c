@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
@@ -34,15 +35,6 @@ typedef struct InvictiShared
 	pg_atomic_uint32 resync_requested;	/* the table changed behind the worker */
 	InvictiStats stats;
 } InvictiShared;
-
-const char *const invicti_call_kind_names[NUM_CALL_KINDS] = {
-	"launch", "poll", "reconcile", "abort", "results"
-};
-
-const char *const invicti_outcome_names[NUM_OUTCOMES] = {
-	"ok", "client_error", "auth_error", "rate_limited",
-	"server_error", "network_error", "bad_response"
-};
 
 static InvictiShared *shared = NULL;
 
@@ -128,13 +120,17 @@ invicti_worker_detach(void)
 }
 
 void
-invicti_stats_count(InvictiCallKind kind, InvictiOutcome outcome,
+invicti_stats_count(ApiCallKind kind, ApiOutcome outcome,
 					bool is_retry, const char *error)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	int			cut = 0;
 
 	if (shared == NULL)
 		return;
+	/* whole characters only: a reader in another encoding must not choke */
+	if (error != NULL)
+		cut = pg_mbcliplen(error, strlen(error), sizeof(shared->stats.last_error) - 1);
 	SpinLockAcquire(&shared->mutex);
 	shared->stats.requests[kind][outcome]++;
 	if (is_retry)
@@ -144,7 +140,8 @@ invicti_stats_count(InvictiCallKind kind, InvictiOutcome outcome,
 	else if (error != NULL)
 	{
 		shared->stats.last_error_at = now;
-		strlcpy(shared->stats.last_error, error, sizeof(shared->stats.last_error));
+		memcpy(shared->stats.last_error, error, cut);
+		shared->stats.last_error[cut] = '\0';
 	}
 	SpinLockRelease(&shared->mutex);
 }

@@ -8,32 +8,7 @@
 
 #include "datatype/timestamp.h"
 
-/* What a request was for. */
-typedef enum InvictiCallKind
-{
-	CALL_LAUNCH,
-	CALL_POLL,
-	CALL_RECONCILE,
-	CALL_ABORT,
-	CALL_RESULTS,
-	NUM_CALL_KINDS
-} InvictiCallKind;
-
-/* How a request ended, as counted in the statistics. */
-typedef enum InvictiOutcome
-{
-	OUTCOME_OK,
-	OUTCOME_CLIENT_ERROR,		/* 4xx other than 401, 403, 429 */
-	OUTCOME_AUTH_ERROR,			/* 401, 403 */
-	OUTCOME_RATE_LIMITED,		/* 429 */
-	OUTCOME_SERVER_ERROR,		/* 5xx */
-	OUTCOME_NETWORK_ERROR,		/* no HTTP response: refused, timeout, reset */
-	OUTCOME_BAD_RESPONSE,		/* an answer we cannot use: garbage, cut short */
-	NUM_OUTCOMES
-} InvictiOutcome;
-
-extern const char *const invicti_call_kind_names[NUM_CALL_KINDS];
-extern const char *const invicti_outcome_names[NUM_OUTCOMES];
+#include "api_call.h"
 
 /* A consistent copy of the worker's counters and health. */
 typedef struct InvictiStats
@@ -67,12 +42,12 @@ extern bool invicti_take_resync_request(void);
 extern void invicti_worker_attach(void);
 extern void invicti_worker_detach(void);
 
-/* The database check's answer (see worker.c), passed through shared memory. */
+/* The database check's answer (see database_wait.c), passed through shared memory. */
 extern void invicti_set_database_exists(bool exists);
 extern bool invicti_database_exists(void);
 
 /* Worker: record what happened. */
-extern void invicti_stats_count(InvictiCallKind kind, InvictiOutcome outcome,
+extern void invicti_stats_count(ApiCallKind kind, ApiOutcome outcome,
 								bool is_retry, const char *error);
 extern void invicti_stats_set_activity(int in_flight, TimestampTz paused_until);
 

@@ -3,24 +3,27 @@
  *		The SQL-callable functions of invicti_scan.
  *
  * invicti_launch_scan() only inserts a row, in the caller's transaction; it
- * never talks to the network.  It records the calling role, then inserts as
- * the table's owner with search_path pinned to pg_catalog, the way a
- * SECURITY DEFINER function would (so EXECUTE is the only grant a launcher
- * needs and PUBLIC can never write the table).  When the caller's
- * transaction commits, the worker's latch is set (commit_wake.c): the
- * worker wakes on commit, and a rolled-back launch sends nothing.
+ * never talks to the network.  It records the calling role (by OID, the
+ * role's identity, with its name alongside), then inserts as the table's
+ * owner with search_path pinned to pg_catalog, the way a SECURITY DEFINER
+ * function would (so EXECUTE is the only grant a launcher needs and PUBLIC
+ * can never write the table).  When the caller's transaction commits, the
+ * worker's latch is set (commit_wake.c): the worker wakes on commit, and a
+ * rolled-back launch sends nothing.
  *
- * invicti_abort_scan() likewise only changes the row (cancelling a scan that
- * was never sent, or marking it for the worker to abort through the API).
- * invicti_scan_worker_stats() reads the worker's counters from shared memory.
+ * invicti_abort_scan() likewise only changes the row, as scan_state.c says
+ * for the row's state (cancel a scan that was never sent, or have the
+ * worker abort it through the API).  invicti_scan_worker_stats() reads the
+ * worker's counters from shared memory.
  *
  * Rules: every bad argument gets an error naming it; nothing here blocks on
- * the worker or on the API.
+ * the worker or on the API; every statement is in scan_store.c.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "funcapi.h"
+#include "utils/tuplestore.h"
 #include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -38,6 +41,9 @@
 #include "utils/uuid.h"
 
 #include "commit_wake.h"
+#include "pg_compat.h"
+#include "scan_state.h"
+#include "scan_store.h"
 #include "invicti_scan.h"
 #include "settings.h"
 #include "shared_state.h"
@@ -47,10 +53,7 @@ PG_FUNCTION_INFO_V1(invicti_launch_scan);
 PG_FUNCTION_INFO_V1(invicti_abort_scan);
 PG_FUNCTION_INFO_V1(invicti_scan_worker_stats);
 PG_FUNCTION_INFO_V1(invicti_scan_check_setup);
-
-/* Plan for the insert, kept per backend; re-prepared if the table changes. */
-static SPIPlanPtr launch_plan = NULL;
-static Oid	launch_plan_relid = InvalidOid;
+PG_FUNCTION_INFO_V1(invicti_scan_state_moves);
 
 /*
  * A launch in a database the worker does not watch would wait forever; say
@@ -98,36 +101,23 @@ required_uuid_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 Oid
 invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner)
 {
-	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-	Oid			relid = get_relname_relid("invicti_scans", nsp);
-	HeapTuple	tup;
+	Oid			relid;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table \"%s.invicti_scans\" does not exist", get_namespace_name(nsp)),
-				 errhint("Reinstall the extension: DROP EXTENSION invicti_scan; CREATE EXTENSION invicti_scan;")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	*owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
+	*owner = scan_store_tables_owner(get_func_namespace(fcinfo->flinfo->fn_oid), &relid);
 	return relid;
 }
 
-/*
- * Run fn(arg) as the table's owner with a safe search_path, then switch
- * back.  On error, transaction abort restores both, as for SECURITY DEFINER.
- */
 void
-invicti_run_as_owner(Oid owner, void (*fn) (void *), void *arg)
+invicti_run_pinned(Oid owner, void (*fn) (void *), void *arg)
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (OidIsValid(owner))
+		SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
@@ -142,7 +132,7 @@ typedef struct LaunchArgs
 	Oid			relid;
 	pg_uuid_t  *target;
 	pg_uuid_t  *profile;
-	Name		launched_by;
+	Oid			caller;
 	int64		id;
 } LaunchArgs;
 
@@ -150,41 +140,11 @@ static void
 insert_launch_row(void *p)
 {
 	LaunchArgs *a = (LaunchArgs *) p;
-	Datum		values[3];
-	bool		isnull;
-	int			rc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (launch_plan == NULL || launch_plan_relid != a->relid)
-	{
-		Oid			types[3] = {UUIDOID, UUIDOID, NAMEOID};
-		char	   *sql;
-		SPIPlanPtr	plan;
-
-		sql = psprintf("INSERT INTO %s.%s (target_id, profile_id, launched_by) "
-					   "VALUES ($1, $2, $3) RETURNING id",
-					   quote_identifier(get_namespace_name(get_rel_namespace(a->relid))),
-					   quote_identifier(get_rel_name(a->relid)));
-		plan = SPI_prepare(sql, 3, types);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the launch insert: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep the launch plan");
-		if (launch_plan)
-			SPI_freeplan(launch_plan);
-		launch_plan = plan;
-		launch_plan_relid = a->relid;
-	}
-	values[0] = UUIDPGetDatum(a->target);
-	values[1] = UUIDPGetDatum(a->profile);
-	values[2] = NameGetDatum(a->launched_by);
-	rc = SPI_execute_plan(launch_plan, values, NULL, false, 1);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "launch insert failed: %s", SPI_result_code_string(rc));
-	a->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull));
+	scan_store_set_tables_of(a->relid);
+	a->id = scan_store_insert_launch(a->target, a->profile, a->caller);
 	SPI_finish();
 }
 
@@ -193,16 +153,14 @@ invicti_launch_scan(PG_FUNCTION_ARGS)
 {
 	LaunchArgs	args;
 	Oid			owner;
-	NameData	caller;
 
 	args.target = required_uuid_arg(fcinfo, 0, "target_id");
 	args.profile = required_uuid_arg(fcinfo, 1, "profile_id");
 	check_worker_database();
 
-	namestrcpy(&caller, GetUserNameFromId(GetUserId(), false));
-	args.launched_by = &caller;
+	args.caller = GetUserId();
 	args.relid = invicti_scans_relid(fcinfo, &owner);
-	invicti_run_as_owner(owner, insert_launch_row, &args);
+	invicti_run_pinned(owner, insert_launch_row, &args);
 
 	invicti_wake_worker_at_commit();
 	PG_RETURN_INT64(args.id);
@@ -212,84 +170,52 @@ typedef struct AbortArgs
 {
 	Oid			relid;
 	int64		id;
+	Oid			caller;
 	bool		may_abort_any;	/* the caller has the owner's privileges */
-	Name		caller;
+	const char *caller_name;
 	char	   *status;			/* out: the row's status afterwards */
 } AbortArgs;
-
-/* Run a statement about one row ($1 id, $2 caller), with the table's name for %s. */
-static void
-run_on_row(const AbortArgs *a, const char *sql_template, int expected)
-{
-	Oid			types[2] = {INT8OID, NAMEOID};
-	Datum		values[2] = {Int64GetDatum(a->id), NameGetDatum(a->caller)};
-	char	   *sql;
-	int			rc;
-
-	sql = psprintf(sql_template,
-				   quote_identifier(get_namespace_name(get_rel_namespace(a->relid))),
-				   quote_identifier(get_rel_name(a->relid)));
-	rc = SPI_execute_with_args(sql, 2, types, values, NULL, false, 0);
-	if (rc != expected)
-		elog(ERROR, "invicti_scan: abort statement failed: %s",
-			 SPI_result_code_string(rc));
-}
 
 static void
 abort_row(void *p)
 {
 	AbortArgs  *a = (AbortArgs *) p;
-	char	   *state;
-	char	   *launched_by;
+	WorkerState state;
+	Oid			launched_by;
+	AbortAction action;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_on_row(a, "SELECT worker_state, status, launched_by FROM %s.%s "
-			   "WHERE id = $1 FOR UPDATE", SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		launched_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-		if (!a->may_abort_any && strcmp(launched_by, NameStr(*a->caller)) != 0)
-			SPI_processed = 0;	/* not yours: as if it did not exist */
-	}
-	if (SPI_processed != 1)
+	scan_store_set_tables_of(a->relid);
+	if (!scan_store_lock_for_abort(a->id, &state, &a->status, &launched_by) ||
+		(!a->may_abort_any && launched_by != a->caller))
 		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("scan " INT64_FORMAT " does not exist", a->id),
 				 errhint("Pass the id returned by invicti_launch_scan(); a role can abort only the scans it launched.")));
 
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	a->status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-
-	if (strcmp(state, "done") == 0 || strcmp(state, "import") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("scan " INT64_FORMAT " has already finished with status \"%s\"",
-						a->id, a->status)));
-	if (strcmp(state, "abort") == 0)
-		ereport(NOTICE,
-				(errmsg("an abort of scan " INT64_FORMAT " was already requested", a->id)));
-	else if (strcmp(state, "launch") == 0)
+	action = worker_state_abort_action(state);
+	switch (action)
 	{
-		/* never sent: cancel here, no request needed */
-		run_on_row(a, "UPDATE %s.%s SET status = 'aborted', worker_state = 'done', "
-				   "next_attempt_at = NULL, abort_requested_at = now(), aborted_by = $2, "
-				   "updated_at = now() WHERE id = $1", SPI_OK_UPDATE);
-		a->status = "aborted";
-	}
-	else if (strcmp(state, "poll") == 0)
-	{
-		run_on_row(a, "UPDATE %s.%s SET status = 'aborting', worker_state = 'abort', "
-				   "next_attempt_at = now(), abort_requested_at = now(), aborted_by = $2, "
-				   "updated_at = now() WHERE id = $1", SPI_OK_UPDATE);
-		a->status = "aborting";
-	}
-	else
-	{
-		/* a launch is under way: the worker aborts the scan once it has its id */
-		run_on_row(a, "UPDATE %s.%s SET status = 'aborting', abort_requested_at = now(), "
-				   "aborted_by = $2, updated_at = now() WHERE id = $1", SPI_OK_UPDATE);
-		a->status = "aborting";
+		case ABORT_REFUSE_FINISHED:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("scan " INT64_FORMAT " has already finished with status \"%s\"",
+							a->id, a->status)));
+			break;
+		case ABORT_ALREADY_REQUESTED:
+			ereport(NOTICE,
+					(errmsg("an abort of scan " INT64_FORMAT " was already requested", a->id)));
+			break;
+		case ABORT_CANCEL_UNSENT:
+			scan_store_abort(a->id, action, a->caller_name);
+			a->status = SCAN_STATUS_ABORTED;
+			break;
+		case ABORT_SEND_NOW:
+		case ABORT_AFTER_LAUNCH:
+			scan_store_abort(a->id, action, a->caller_name);
+			a->status = SCAN_STATUS_ABORTING;
+			break;
 	}
 	a->status = MemoryContextStrdup(TopTransactionContext, a->status);
 	SPI_finish();
@@ -300,7 +226,6 @@ invicti_abort_scan(PG_FUNCTION_ARGS)
 {
 	AbortArgs	args;
 	Oid			owner;
-	NameData	caller;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -308,11 +233,11 @@ invicti_abort_scan(PG_FUNCTION_ARGS)
 				 errmsg("id must not be null"),
 				 errhint("Pass the id returned by invicti_launch_scan().")));
 	args.id = PG_GETARG_INT64(0);
-	namestrcpy(&caller, GetUserNameFromId(GetUserId(), false));
-	args.caller = &caller;
+	args.caller = GetUserId();
+	args.caller_name = GetUserNameFromId(args.caller, false);
 	args.relid = invicti_scans_relid(fcinfo, &owner);
-	args.may_abort_any = has_privs_of_role(GetUserId(), owner);
-	invicti_run_as_owner(owner, abort_row, &args);
+	args.may_abort_any = has_privs_of_role(args.caller, owner);
+	invicti_run_pinned(owner, abort_row, &args);
 
 	invicti_wake_worker_at_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(args.status));
@@ -348,9 +273,9 @@ requests_by_kind(const InvictiStats *st, int64 *total, int64 *rate_limited)
 				continue;
 			if (first)
 				appendStringInfo(&buf, "%s\"%s\": {", buf.len > 1 ? ", " : "",
-								 invicti_call_kind_names[k]);
+								 api_call_names[k]);
 			appendStringInfo(&buf, "%s\"%s\": " UINT64_FORMAT, first ? "" : ", ",
-							 invicti_outcome_names[o], n);
+							 api_outcome_names[o], n);
 			first = false;
 			*total += n;
 			if (o == OUTCOME_RATE_LIMITED)
@@ -408,6 +333,7 @@ Datum
 invicti_scan_check_setup(PG_FUNCTION_ARGS)
 {
 	char	   *here = get_database_name(MyDatabaseId);
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
 
 	if (!invicti_shmem_available())
 		ereport(WARNING,
@@ -423,5 +349,40 @@ invicti_scan_check_setup(PG_FUNCTION_ARGS)
 				 errdetail("Scans launched in this database would never be sent."),
 				 errhint("Set invicti_scan.database_name to \"%s\" and restart the server, or create the extension in database \"%s\".",
 						 here, invicti_database_name)));
+
+	/*
+	 * In a schema where every role may create objects, a look-alike
+	 * function (invicti_launch_scan(text, text)) can catch unqualified calls.
+	 */
+	if (compat_schema_privilege(nsp, ACL_ID_PUBLIC, ACL_CREATE))
+		ereport(NOTICE,
+				(errmsg("invicti_scan is installed in schema \"%s\", where every role may create objects",
+						get_namespace_name(nsp)),
+				 errdetail("A function another role creates there, or earlier in a caller's search_path, can catch unqualified calls."),
+				 errhint("Call the functions schema-qualified, or move the extension: CREATE SCHEMA invicti; ALTER EXTENSION invicti_scan SET SCHEMA invicti;")));
 	PG_RETURN_VOID();
+}
+
+/* Every move scan_state.c allows, as rows (from_state, to_state). */
+Datum
+invicti_scan_state_moves(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			from;
+	int			to;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (from = 0; from < NUM_WORKER_STATES; from++)
+		for (to = 0; to < NUM_WORKER_STATES; to++)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			if (!worker_state_move_allowed(from, to))
+				continue;
+			values[0] = CStringGetTextDatum(worker_state_names[from]);
+			values[1] = CStringGetTextDatum(worker_state_names[to]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	return (Datum) 0;
 }

@@ -10,7 +10,11 @@
 /* The extension's invicti_scans table (in the called function's schema). */
 extern Oid	invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner);
 
-/* Run fn(arg) as `owner` with search_path = pg_catalog, pg_temp. */
-extern void invicti_run_as_owner(Oid owner, void (*fn) (void *), void *arg);
+/*
+ * Run fn(arg) with search_path = pg_catalog, pg_temp; as `owner` (in a
+ * security-restricted operation, like SECURITY DEFINER) unless owner is
+ * InvalidOid.  Both are restored afterwards, or by the transaction's abort.
+ */
+extern void invicti_run_pinned(Oid owner, void (*fn) (void *), void *arg);
 
 #endif

@@ -7,34 +7,31 @@
  * over every running scan), connected to invicti_scan.database_name.
  *
  * Each turn of the loop:
- *   1. take finished HTTP transfers and judge them (scan_jobs.c), no
+ *   1. take finished HTTP transfers and judge them (jobs.c), no
  *      transaction open;
- *   2. record the verdicts in one transaction;
+ *   2. record the verdicts that are due, in one transaction;
  *   3. when woken by a commit, or when table-scheduled work is due, claim
- *      launches and reconciliations in one (durable) transaction;
+ *      launches and other table work in one durable transaction
+ *      (table_work.c);
  *   4. start the polls that are due (poll_schedule.c);
  *   5. sleep in a WaitEventSet on the latch, postmaster death and libcurl's
  *      sockets, until the earliest thing that is due.
- * Nothing is polled on a timer: launches wake the worker through its latch
- * at commit; the table is read only when something is due or was signalled.
+ * The worker learns of new work at commit, through its latch (launches,
+ * aborts, and the invicti_scans_changed trigger: commit_wake.c); it reads
+ * the table only when something is due or was signalled.
  *
- * Failure handling: an error in a turn is caught here, the transaction is
- * aborted, the error logged, and database work backs off; the worker does
- * not exit.  If the extension is missing (not yet created, dropped) or of
- * another version, the worker says so once at LOG and waits quietly.
+ * Failure handling: an error in a turn is caught here, logged (at WARNING,
+ * at most a few a minute: log_limit.c), and database work backs off; the
+ * worker does not exit.  If the extension is missing or of another version
+ * (extension_watch.c), or the settings forbid sending (worker_config.c),
+ * the worker says so once and waits quietly.
  *
- * This file must not contain SQL or HTTP details: those live in
- * scan_store.c and api_client.c.
+ * This file must not contain SQL, HTTP or API details, nor decide what an
+ * answer means: it only decides when each step runs.
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_database.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -44,21 +41,24 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "api_client.h"
 #include "commit_wake.h"
+#include "database_wait.h"
+#include "extension_watch.h"
 #include "invicti_scan.h"
+#include "jobs.h"
+#include "job_kinds.h"
+#include "log_limit.h"
+#include "pg_compat.h"
 #include "poll_schedule.h"
 #include "retry_policy.h"
-#include "scan_jobs.h"
-#include "scan_store.h"
 #include "settings.h"
 #include "shared_state.h"
+#include "table_work.h"
+#include "worker_config.h"
 
-/* How often to look again for a missing extension (also woken by CREATE). */
-#define EXTENSION_RECHECK_MS 10000
 /* Longest sleep, whatever is due: a safety net, not a schedule. */
 #define MAX_SLEEP_MS 60000
 /* Backoff of database work after an error. */
@@ -67,155 +67,41 @@
 #define RETENTION_BATCH 1000
 #define RETENTION_INTERVAL_MS (10 * 60 * 1000)
 
-typedef enum ExtensionState
+/* Everything the loop keeps from one turn to the next. */
+typedef struct WorkerLoop
 {
-	EXT_UNKNOWN,
-	EXT_READY,
-	EXT_MISSING,
-	EXT_WRONG_VERSION
-} ExtensionState;
+	MemoryContext turn_cxt;		/* reset at the start of every turn */
+	bool		claim_needed;	/* woken, or the table may have new work */
+	TimestampTz next_table_due; /* earliest next_attempt_at, 0 = none */
+	bool		resync_pending; /* the table changed behind our back */
+	bool		sweep_needed;	/* rows may have been left 'sending' */
+	TimestampTz db_retry_at;	/* no database work before this */
+	int			db_error_streak;
+	LogLimit	error_log;
+	TimestampTz retention_due;
+	int64		retention_deleted;	/* in the current run */
+	WaitEventSet *latch_only_set;	/* kept for the worker's life */
+} WorkerLoop;
 
-static MemoryContext turn_cxt = NULL;
+static WorkerLoop w;
 
-static ExtensionState ext_state = EXT_UNKNOWN;
-static TimestampTz ext_recheck_at = 0;
-
-static bool claim_needed = true;	/* woken, or the table may have new work */
-static TimestampTz next_table_due = 0;	/* earliest next_attempt_at, 0 = none */
-static bool resync_pending = false;	/* the table changed behind our back */
-static bool sweep_needed = true;	/* rows may have been left 'sending' */
-static TimestampTz db_retry_at = 0;
-static int	db_error_streak = 0;
-static bool record_one_by_one = false;
-static TimestampTz retention_due = 0;
-static int64 retention_deleted = 0;	/* in the current run */
-
-static const char *config_problem = NULL;
-static char *config_problem_logged = NULL;
-static uint32 api_settings_hash = 0;
-
-/* ---- configuration ---- */
-
-/* A hash of everything that decides where and how requests go. */
-static uint32
-hash_api_settings(void)
-{
-	const char *problem;
-	const char *parts[6];
-	uint32		h = 0;
-	int			i;
-
-	parts[0] = invicti_base_url;
-	parts[1] = invicti_api_path;
-	parts[2] = invicti_api_token(&problem);
-	parts[3] = invicti_ca_file;
-	parts[4] = invicti_allow_insecure_http ? "on" : "off";
-	parts[5] = invicti_api_token_file;
-	for (i = 0; i < (int) lengthof(parts); i++)
-		h = hash_combine(h, hash_bytes((const unsigned char *) parts[i], strlen(parts[i])));
-	return h;
-}
-
-/* Why no request may be sent now, or NULL. */
-static const char *
-find_config_problem(void)
-{
-	const char *problem;
-
-	if (invicti_base_url == NULL || invicti_base_url[0] == '\0')
-		return "invicti_scan.base_url is not set";
-	if (pg_strncasecmp(invicti_base_url, "http://", 7) == 0 &&
-		!invicti_allow_insecure_http && !invicti_url_is_loopback(invicti_base_url))
-		return "invicti_scan.base_url uses plain http:// to a host that is not a loopback address, so the API token would cross the network unencrypted; use https:// or set invicti_scan.allow_insecure_http = on";
-	(void) invicti_api_token(&problem);
-	return problem;
-}
-
-static void
-check_config(void)
-{
-	config_problem = find_config_problem();
-	if (config_problem == NULL && config_problem_logged != NULL)
-	{
-		ereport(LOG,
-				(errmsg("invicti_scan worker: configuration is complete; sending requests to %s",
-						invicti_base_url)));
-		pfree(config_problem_logged);
-		config_problem_logged = NULL;
-	}
-	else if (config_problem != NULL &&
-			 (config_problem_logged == NULL ||
-			  strcmp(config_problem_logged, config_problem) != 0))
-	{
-		ereport(WARNING,
-				(errmsg("invicti_scan worker: not sending requests: %s", config_problem),
-				 errdetail("Scans stay pending until this is fixed; nothing is lost."),
-				 errhint("Fix the setting in postgresql.conf and reload the configuration.")));
-		if (config_problem_logged)
-			pfree(config_problem_logged);
-		config_problem_logged = MemoryContextStrdup(TopMemoryContext, config_problem);
-	}
-}
-
-static void
-reload_settings(void)
-{
-	uint32		before = api_settings_hash;
-
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
-	invicti_reload_token_file();
-	api_settings_hash = hash_api_settings();
-	if (api_settings_hash != before)
-	{
-		ereport(LOG,
-				(errmsg("invicti_scan worker: API settings changed; retrying paused requests now")));
-		api_pause_reset();
-	}
-	check_config();
-	claim_needed = true;
-	retention_due = 0;			/* history_days may have changed: look now */
-}
-
-/* ---- extension presence ---- */
-
-static void
-note_extension_state(StoreStatus status)
-{
-	ExtensionState now = status == STORE_READY ? EXT_READY :
-		status == STORE_NO_EXTENSION ? EXT_MISSING : EXT_WRONG_VERSION;
-
-	if (now != EXT_READY)
-		ext_recheck_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													 EXTENSION_RECHECK_MS);
-	if (now == ext_state)
-		return;
-
-	if (now == EXT_MISSING)
-		ereport(LOG,
-				(errmsg("invicti_scan worker: extension \"%s\" is not installed in database \"%s\"; waiting for CREATE EXTENSION",
-						INVICTI_EXTENSION_NAME, invicti_database_name)));
-	else if (now == EXT_WRONG_VERSION)
-		ereport(WARNING,
-				(errmsg("invicti_scan worker: the installed extension is version %s but the library is version %s; waiting",
-						store_installed_version(), INVICTI_SCAN_VERSION),
-				 errhint("Run ALTER EXTENSION invicti_scan UPDATE in database \"%s\".",
-						 invicti_database_name)));
-	if (now != EXT_READY)
-	{
-		/* whatever was in progress belongs to a schema that is gone */
-		jobs_discard_waiting();
-		poll_schedule_reset();
-		jobs_forget_failures();
-	}
-	ext_state = now;
-}
-
-static void
-load_running_scans(int64 id, const pg_uuid_t *scan_id)
-{
-	poll_schedule_add(id, scan_id, GetCurrentTimestamp());
-}
+/*
+ * Settings a database owner could set for the database (or for a role)
+ * that would change what the worker's statements do.  They are pinned at
+ * connection, above any per-database or per-role value.
+ */
+static const char *const pinned_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"statement_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"DateStyle", "ISO, MDY"},
+	{"IntervalStyle", "postgres"},
+	{"row_security", "on"},
+	/* never wait long behind a user's lock; SKIP LOCKED makes this rare */
+	{"lock_timeout", "5s"},
+};
 
 /* ---- one turn ---- */
 
@@ -228,165 +114,62 @@ free_slots(void)
 static bool
 may_send(void)
 {
-	return config_problem == NULL && api_paused_until() == 0 && free_slots() > 0;
+	return worker_config_problem() == NULL && api_paused_until() == 0 && free_slots() > 0;
 }
 
-/* Record `max` verdicts (0 = all) in one transaction. */
-static bool
-record_in_one_transaction(int max)
-{
-	StoreStatus status;
-
-	status = store_begin("recording Invicti API results",
-						 jobs_waiting_need_durability());
-	if (status != STORE_READY)
-	{
-		note_extension_state(status);
-		jobs_discard_waiting();
-		return false;
-	}
-	jobs_record(max);
-	store_commit();
-	/* verdicts that (re)scheduled table work: look at the table again */
-	if (jobs_recorded())
-		claim_needed = true;
-	return true;
-}
-
-/*
- * After a batch failed, record each verdict in its own transaction, so one
- * the table refuses cannot hold up the others.  A verdict that fails is
- * logged and retried in a later turn; after three failures it is dropped
- * (see jobs_record_failed).
- */
+/* What the worker held belongs to a schema that is gone (or not usable). */
 static void
-record_one_at_a_time(void)
+drop_work(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	int			n = jobs_waiting();
-	int			i;
-
-	for (i = 0; i < n && jobs_waiting() > 0; i++)
-	{
-		volatile bool go_on = true;
-
-		PG_TRY();
-		{
-			go_on = record_in_one_transaction(1);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			jobs_record_failed();
-			sweep_needed = true;
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("invicti_scan worker: could not record a result: %s",
-							edata->message)));
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-		if (!go_on)
-			break;
-	}
-	if (jobs_waiting() == 0)
-		record_one_by_one = false;
+	jobs_discard_waiting();
+	poll_schedule_reset();
+	jobs_forget_failures();
 }
 
 static void
 record_verdicts(void)
 {
-	if (record_one_by_one)
-		record_one_at_a_time();
-	else
-		(void) record_in_one_transaction(0);
+	bool		table_changed = false;
+
+	if (!jobs_record(&table_changed))
+	{
+		(void) extension_watch_note(STORE_NO_EXTENSION);
+		drop_work();
+		return;
+	}
+	/* verdicts that (re)scheduled table work: look at the table again */
+	if (table_changed)
+		w.claim_needed = true;
 }
 
 static void
 claim_table_work(TimestampTz now)
 {
+	ClaimRequest req;
+	ClaimResult res;
 	StoreStatus status;
-	int64	   *busy;
-	int			nbusy;
-	int			slots;
-	LaunchClaim *launches = NULL;
-	TableClaim *work = NULL;
-	int			nl = 0;
-	int			nw = 0;
-	int			i;
 	bool		sending = may_send();
 
 	/* without sending, only the resync and the sweep are done: claim later */
 	if (sending)
-		claim_needed = false;
-	status = store_begin("claiming due Invicti work", true);
-	note_extension_state(status);
-	if (status != STORE_READY)
-		return;					/* looked again at ext_recheck_at, or when woken */
+		w.claim_needed = false;
+	req.slots = sending ? free_slots() : 0;
+	req.sweep = w.sweep_needed;
+	req.resync = w.resync_pending;
+	req.imports = invicti_import_vulnerabilities;
+	req.reconcile_at = TimestampTzPlusMilliseconds(now, invicti_request_timeout_ms);
 
-	if (store_extension_changed())
+	status = table_work_claim(&req, &res);
+	if (!extension_watch_note(status))
 	{
-		sweep_needed = true;
-		poll_schedule_reset();
-		jobs_forget_failures();
-		store_load_polls(load_running_scans);
-		ereport(LOG,
-				(errmsg("invicti_scan worker: using extension %s %s in database \"%s\"; %d running scans to track",
-						INVICTI_EXTENSION_NAME, INVICTI_SCAN_VERSION,
-						invicti_database_name, poll_schedule_count())));
+		drop_work();
+		return;					/* looked again at the recheck time, or when woken */
 	}
-	else if (resync_pending)
-	{
-		int			forgotten;
-
-		poll_schedule_sync_begin();
-		store_load_polls(load_running_scans);
-		forgotten = poll_schedule_sync_end();
-		elog(DEBUG1, "invicti_scan worker: the table changed; %d running scans to track, %d no longer",
-			 poll_schedule_count(), forgotten);
-	}
-
-	/*
-	 * Rows left 'sending' by a previous worker (or by a verdict that could
-	 * not be recorded) get reconciled, never resent.
-	 */
-	nbusy = jobs_busy_ids(&busy);
-	if (sweep_needed)
-		(void) store_sweep_sending(busy, nbusy,
-								   TimestampTzPlusMilliseconds(now, invicti_request_timeout_ms));
-
-	slots = free_slots();
+	w.next_table_due = res.next_due;
+	w.resync_pending = false;
+	w.sweep_needed = false;
 	if (sending)
-	{
-		nl = store_claim_launches(slots, &launches);
-		if (slots - nl > 0)
-			nw = store_claim_table_work(busy, nbusy, slots - nl,
-										invicti_import_vulnerabilities, &work);
-	}
-	{
-		int64	   *all = palloc(sizeof(int64) * (nbusy + nw + 1));
-
-		memcpy(all, busy, sizeof(int64) * nbusy);
-		for (i = 0; i < nw; i++)
-			all[nbusy + i] = work[i].id;
-		next_table_due = store_next_due(all, nbusy + nw, invicti_import_vulnerabilities);
-	}
-	store_commit();
-	resync_pending = false;
-	sweep_needed = false;
-
-	/* Only now, with the 'sending' marks committed, do requests go out. */
-	for (i = 0; i < nl; i++)
-		jobs_start_launch(&launches[i]);
-	for (i = 0; i < nw; i++)
-		jobs_start_table_work(&work[i]);
-	if (sending)
-		claim_needed = (nl + nw == slots && slots > 0);
+		w.claim_needed = (res.started == req.slots && req.slots > 0);
 }
 
 /*
@@ -398,22 +181,19 @@ apply_retention(TimestampTz now)
 {
 	int			deleted;
 
-	if (store_begin("deleting old Invicti scans", false) != STORE_READY)
+	if (table_work_retention(invicti_history_days, RETENTION_BATCH, &deleted) != STORE_READY)
 		return;
-	deleted = store_delete_old_scans(invicti_history_days, RETENTION_BATCH);
-	store_commit();
-
-	retention_deleted += deleted;
+	w.retention_deleted += deleted;
 	if (deleted == RETENTION_BATCH)
-		retention_due = now;	/* more to do: next turn */
+		w.retention_due = now;	/* more to do: next turn */
 	else
 	{
-		if (retention_deleted > 0)
+		if (w.retention_deleted > 0)
 			ereport(LOG,
 					(errmsg("invicti_scan worker: deleted " INT64_FORMAT " finished scans older than %d days",
-							retention_deleted, invicti_history_days)));
-		retention_deleted = 0;
-		retention_due = TimestampTzPlusMilliseconds(now, RETENTION_INTERVAL_MS);
+							w.retention_deleted, invicti_history_days)));
+		w.retention_deleted = 0;
+		w.retention_due = TimestampTzPlusMilliseconds(now, RETENTION_INTERVAL_MS);
 	}
 }
 
@@ -425,7 +205,7 @@ start_due_polls(TimestampTz now)
 	int			failures;
 
 	while (may_send() && poll_schedule_take_due(now, &id, &scan_id, &failures))
-		jobs_start_poll(id, &scan_id);
+		poll_job_start(id, &scan_id);
 }
 
 static void
@@ -437,36 +217,36 @@ run_turn(void)
 	jobs_collect();
 
 	now = GetCurrentTimestamp();
-	if (now < db_retry_at)
+	if (now < w.db_retry_at)
 		return;
 
-	if (jobs_waiting() > 0)
+	if (jobs_record_due(now))
 		record_verdicts();
 
-	if (ext_state != EXT_READY && now < ext_recheck_at && !claim_needed)
+	if (!extension_watch_ready() && now < extension_watch_recheck_at() && !w.claim_needed)
 		return;
 	if (invicti_take_resync_request())
-		resync_pending = true;
+		w.resync_pending = true;
 
 	/*
 	 * Read the table only when there is something to do with what it says:
 	 * nothing is claimed while no request may be sent (a whole-API pause, a
 	 * configuration problem, every slot busy); claim_needed stays set.
 	 */
-	if (ext_state != EXT_READY || resync_pending || sweep_needed ||
-		(may_send() && (claim_needed || (next_table_due != 0 && next_table_due <= now))))
+	if (!extension_watch_ready() || w.resync_pending || w.sweep_needed ||
+		(may_send() && (w.claim_needed || (w.next_table_due != 0 && w.next_table_due <= now))))
 		claim_table_work(now);
 
 	if (store_stats_flush_due() != 0 && store_stats_flush_due() <= now)
 		store_flush_stats(true);
 
-	if (ext_state == EXT_READY)
+	if (extension_watch_ready())
 	{
 		start_due_polls(now);
-		if (invicti_history_days > 0 && now >= retention_due)
+		if (invicti_history_days > 0 && now >= w.retention_due)
 			apply_retention(now);
 	}
-	db_error_streak = 0;
+	w.db_error_streak = 0;
 }
 
 /* Turn an error in a turn into a log line and a pause, not an exit. */
@@ -475,27 +255,27 @@ recover_from_error(void)
 {
 	ErrorData  *edata;
 	int64		backoff;
+	int			suppressed;
 
-	MemoryContextSwitchTo(turn_cxt);
+	MemoryContextSwitchTo(w.turn_cxt);
 	edata = CopyErrorData();
 	FlushErrorState();
 	AbortCurrentTransaction();
-	store_forget_plans();
-	jobs_record_failed();
-	record_one_by_one = true;
-	sweep_needed = true;
+	w.sweep_needed = true;
 
-	db_error_streak++;
-	backoff = Min((int64) 1000 << Min(db_error_streak - 1, 10), DB_RETRY_MAX_MS);
-	db_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
-	claim_needed = true;
-	ext_state = EXT_UNKNOWN;
+	w.db_error_streak++;
+	backoff = Min((int64) 1000 << Min(w.db_error_streak - 1, 10), DB_RETRY_MAX_MS);
+	w.db_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+	w.claim_needed = true;
+	extension_watch_forget();
 
-	ereport(db_error_streak <= 3 ? WARNING : DEBUG1,
-			(errcode(edata->sqlerrcode),
-			 errmsg("invicti_scan worker: %s", edata->message),
-			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-			 errhint("The worker retries in %.1f s.", backoff / 1000.0)));
+	if (log_limit_allow(&w.error_log, &suppressed))
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg_internal("invicti_scan worker: %s", edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("The worker retries in %.1f s.%s", backoff / 1000.0,
+						 suppressed ? psprintf(" %d similar errors were not logged.", suppressed) : "")));
 	FreeErrorData(edata);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -515,51 +295,90 @@ sleep_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz paused = api_paused_until();
+	TimestampTz record_due = jobs_next_record_due();
 	long		t = MAX_SLEEP_MS;
 	long		curl_t = api_client_timeout_ms();
 
 	if (curl_t >= 0)
 		t = Min(t, curl_t);
-	if (now < db_retry_at)
-		return Min(t, ms_until(db_retry_at, now));
-	if (jobs_waiting() > 0 || (claim_needed && may_send()))
+	if (now < w.db_retry_at)
+		return Min(t, ms_until(w.db_retry_at, now));
+	if (record_due != 0)
+		t = Min(t, ms_until(record_due, now));
+	if (w.claim_needed && may_send())
 		return 0;
-	if (ext_state != EXT_READY)
-		return Min(t, ms_until(ext_recheck_at, now));
+	if (!extension_watch_ready())
+		return Min(t, ms_until(extension_watch_recheck_at(), now));
 	if (invicti_history_days > 0)
-		t = Min(t, ms_until(retention_due, now));
+		t = Min(t, ms_until(w.retention_due, now));
 	if (store_stats_flush_due() != 0)
 		t = Min(t, ms_until(store_stats_flush_due(), now));
 	if (paused != 0)
 		t = Min(t, ms_until(paused, now));
-	else if (config_problem == NULL && free_slots() > 0)
+	else if (worker_config_problem() == NULL && free_slots() > 0)
 	{
 		TimestampTz poll_due = poll_schedule_next_due();
 
 		if (poll_due != 0)
 			t = Min(t, ms_until(poll_due, now));
-		if (next_table_due != 0)
-			t = Min(t, ms_until(next_table_due, now));
+		if (w.next_table_due != 0)
+			t = Min(t, ms_until(w.next_table_due, now));
 	}
 	return t;
 }
 
+static void
+handle_events(WaitEventSet *set, int nevents, long timeout)
+{
+	WaitEvent  *events = palloc(sizeof(WaitEvent) * nevents);
+	int			n = WaitEventSetWait(set, timeout, events, nevents, PG_WAIT_EXTENSION);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (events[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			w.claim_needed = true;
+		}
+		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			api_client_socket_ready(events[i].fd, events[i].events);
+	}
+}
+
+/* A set for this wait only: libcurl's sockets change from turn to turn. */
+static void
+wait_with_sockets(int nsockets, long timeout)
+{
+	WaitEventSet *set = compat_create_wait_event_set(nsockets + 2);
+
+	PG_TRY();
+	{
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		api_client_add_sockets(set);
+		handle_events(set, nsockets + 2, timeout);
+	}
+	PG_CATCH();
+	{
+		FreeWaitEventSet(set);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	FreeWaitEventSet(set);
+}
+
 /*
  * The wait without sockets (idle, or every request paused) is the one a
- * busy database wakes at each commit: keep its WaitEventSet for the life of
- * the worker instead of making an epoll set per wait.  With libcurl's
- * sockets, whose number changes from turn to turn, a set is made per wait.
+ * busy database wakes at each commit: its WaitEventSet is kept for the
+ * life of the worker instead of making an epoll set per wait.  With
+ * libcurl's sockets, whose number changes from turn to turn, a set is made
+ * per wait, and freed even if the wait fails (it holds a descriptor).
  */
-static WaitEventSet *latch_only_set = NULL;
-
 static void
 wait_for_events(void)
 {
-	WaitEventSet *set = latch_only_set;
 	int			nsockets = api_client_socket_count();
-	WaitEvent  *events;
-	int			n;
-	int			i;
 	long		timeout = sleep_ms();
 
 	invicti_stats_set_activity(jobs_in_flight(), api_paused_until());
@@ -569,121 +388,47 @@ wait_for_events(void)
 		return;
 	}
 
-	if (nsockets > 0 || set == NULL)
+	if (nsockets == 0)
 	{
-		set = CreateWaitEventSet(nsockets > 0 ? CurrentMemoryContext : TopMemoryContext,
-								 nsockets + 2);
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		if (nsockets > 0)
-			api_client_add_sockets(set);
-		else
-			latch_only_set = set;
-	}
-
-	events = palloc(sizeof(WaitEvent) * (nsockets + 2));
-	n = WaitEventSetWait(set, timeout, events, nsockets + 2, PG_WAIT_EXTENSION);
-	for (i = 0; i < n; i++)
-	{
-		if (events[i].events & WL_LATCH_SET)
+		if (w.latch_only_set == NULL)
 		{
-			ResetLatch(MyLatch);
-			claim_needed = true;
+			w.latch_only_set = compat_create_wait_event_set(2);
+			AddWaitEventToSet(w.latch_only_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(w.latch_only_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		}
-		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-			api_client_socket_ready(events[i].fd, events[i].events);
+		handle_events(w.latch_only_set, 2, timeout);
 	}
-	if (set != latch_only_set)
-		FreeWaitEventSet(set);
+	else
+		wait_with_sockets(nsockets, timeout);
 	CHECK_FOR_INTERRUPTS();
 }
 
 /* ---- lifecycle ---- */
-
-/*
- * A short-lived helper: connected to no database (shared catalogs only), it
- * says whether invicti_scan.database_name exists, so that the worker does
- * not die with FATAL, and restart, every few seconds while it does not.
- */
-void
-invicti_database_check_main(Datum main_arg pg_attribute_unused())
-{
-	bool		exists = false;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	/* a plain heap scan: without a database, indexes cannot be opened */
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (!exists && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		exists = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname),
-						invicti_database_name) == 0;
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	invicti_set_database_exists(exists);
-}
-
-/* Return once the database exists; wait quietly (one LOG line) until then. */
-static void
-wait_for_database(void)
-{
-	bool		said = false;
-
-	for (;;)
-	{
-		BackgroundWorker check;
-		BackgroundWorkerHandle *handle;
-
-		memset(&check, 0, sizeof(check));
-		check.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		check.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		check.bgw_restart_time = BGW_NEVER_RESTART;
-		check.bgw_notify_pid = MyProcPid;
-		snprintf(check.bgw_library_name, BGW_MAXLEN, INVICTI_EXTENSION_NAME);
-		snprintf(check.bgw_function_name, BGW_MAXLEN, "invicti_database_check_main");
-		snprintf(check.bgw_name, BGW_MAXLEN, "invicti_scan database check");
-		snprintf(check.bgw_type, BGW_MAXLEN, "invicti_scan database check");
-
-		invicti_set_database_exists(false);
-		if (RegisterDynamicBackgroundWorker(&check, &handle))
-		{
-			BgwHandleStatus status = WaitForBackgroundWorkerShutdown(handle);
-
-			pfree(handle);		/* one per try: don't let a long wait grow */
-			if (status == BGWH_POSTMASTER_DIED)
-				proc_exit(1);
-			if (invicti_database_exists())
-				return;
-			if (!said)
-				ereport(LOG,
-						(errmsg("invicti_scan worker: database \"%s\" does not exist; waiting for it",
-								invicti_database_name),
-						 errhint("Create the database, or set invicti_scan.database_name and restart the server.")));
-		}
-		else if (!said)
-			ereport(LOG,
-					(errmsg("invicti_scan worker: no background worker slot free to check for database \"%s\"; retrying",
-							invicti_database_name),
-					 errhint("Consider increasing max_worker_processes.")));
-		said = true;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 EXTENSION_RECHECK_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
 
 static void
 worker_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
 	api_client_cleanup();
 	invicti_worker_detach();
+}
+
+/*
+ * Connect to the worker's database with nothing its owner configured able
+ * to change what the worker's statements mean.
+ */
+static void
+connect_to_database(void)
+{
+	int			i;
+
+	database_wait();
+	BackgroundWorkerInitializeConnection(invicti_database_name, NULL, 0);
+	pgstat_report_appname(INVICTI_WORKER_NAME);
+	SetConfigOption("application_name", INVICTI_WORKER_NAME, PGC_USERSET, PGC_S_OVERRIDE);
+	for (i = 0; i < (int) lengthof(pinned_settings); i++)
+		SetConfigOption(pinned_settings[i][0], pinned_settings[i][1],
+						PGC_SUSET, PGC_S_OVERRIDE);
+	compat_pin_release_settings();
 }
 
 void
@@ -693,15 +438,13 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	wait_for_database();
-	BackgroundWorkerInitializeConnection(invicti_database_name, NULL, 0);
-	pgstat_report_appname(INVICTI_WORKER_NAME);
-	SetConfigOption("application_name", INVICTI_WORKER_NAME, PGC_USERSET, PGC_S_OVERRIDE);
-	/* never wait long behind a user's row lock; the turn is retried */
-	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+	connect_to_database();
 
-	turn_cxt = AllocSetContextCreate(TopMemoryContext, "invicti_scan turn",
-									 ALLOCSET_DEFAULT_SIZES);
+	memset(&w, 0, sizeof(w));
+	w.turn_cxt = AllocSetContextCreate(TopMemoryContext, "invicti_scan turn",
+									   ALLOCSET_DEFAULT_SIZES);
+	w.claim_needed = true;
+	w.sweep_needed = true;
 	invicti_commit_wake_in_worker();
 	api_client_init();
 	jobs_init();
@@ -709,21 +452,23 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 	invicti_worker_attach();
 	before_shmem_exit(worker_exit, (Datum) 0);
 
-	invicti_reload_token_file();
-	api_settings_hash = hash_api_settings();
 	ereport(LOG,
 			(errmsg("invicti_scan worker started in database \"%s\"", invicti_database_name),
 			 errdetail("API at \"%s%s\", User-Agent \"%s\".",
 					   invicti_base_url, invicti_api_path, api_client_user_agent())));
-	check_config();
+	worker_config_load();
 
 	for (;;)
 	{
-		MemoryContextSwitchTo(turn_cxt);
-		MemoryContextReset(turn_cxt);
+		MemoryContextSwitchTo(w.turn_cxt);
+		MemoryContextReset(w.turn_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
-			reload_settings();
+		{
+			(void) worker_config_reload();
+			w.claim_needed = true;
+			w.retention_due = 0;	/* history_days may have changed: look now */
+		}
 
 		PG_TRY();
 		{
@@ -735,7 +480,7 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 		}
 		PG_END_TRY();
 
-		MemoryContextSwitchTo(turn_cxt);
+		MemoryContextSwitchTo(w.turn_cxt);
 		wait_for_events();
 	}
 }

@@ -1,0 +1,35 @@
+/*
+ * api_call.c
+ *		Names of the request kinds and outcomes (see api_call.h).  They are
+ *		user-visible (statistics keys, log and last_error text): change them
+ *		only with an upgrade note.
+ */
+#include "postgres.h"
+
+#include "api_call.h"
+
+const char *const api_call_names[NUM_CALL_KINDS] = {
+	[CALL_LAUNCH] = "launch",
+	[CALL_POLL] = "poll",
+	[CALL_RECONCILE] = "reconcile",
+	[CALL_ABORT] = "abort",
+	[CALL_RESULTS] = "results",
+};
+
+const char *const api_call_nouns[NUM_CALL_KINDS] = {
+	[CALL_LAUNCH] = "launch",
+	[CALL_POLL] = "status request",
+	[CALL_RECONCILE] = "scan list request",
+	[CALL_ABORT] = "abort request",
+	[CALL_RESULTS] = "findings request",
+};
+
+const char *const api_outcome_names[NUM_OUTCOMES] = {
+	[OUTCOME_OK] = "ok",
+	[OUTCOME_CLIENT_ERROR] = "client_error",
+	[OUTCOME_AUTH_ERROR] = "auth_error",
+	[OUTCOME_RATE_LIMITED] = "rate_limited",
+	[OUTCOME_SERVER_ERROR] = "server_error",
+	[OUTCOME_NETWORK_ERROR] = "network_error",
+	[OUTCOME_BAD_RESPONSE] = "bad_response",
+};

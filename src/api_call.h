@@ -1,0 +1,42 @@
+/*
+ * api_call.h
+ *		The kinds of request the worker makes and the outcomes it counts, with
+ *		their names: one table each, used by the statistics and the messages.
+ */
+#ifndef INVICTI_API_CALL_H
+#define INVICTI_API_CALL_H
+
+/* What a request is for. */
+typedef enum ApiCallKind
+{
+	CALL_LAUNCH,				/* POST /scans */
+	CALL_POLL,					/* GET /scans/{id} */
+	CALL_RECONCILE,				/* GET /scans?q=target:... after an unknown launch */
+	CALL_ABORT,					/* POST /scans/{id}/abort */
+	CALL_RESULTS,				/* GET .../results/{session}/vulnerabilities */
+	NUM_CALL_KINDS
+} ApiCallKind;
+
+/* How a request ended, as counted in invicti_scan_stats. */
+typedef enum ApiOutcome
+{
+	OUTCOME_OK,
+	OUTCOME_CLIENT_ERROR,		/* 4xx other than 401, 403, 429 */
+	OUTCOME_AUTH_ERROR,			/* 401, 403 */
+	OUTCOME_RATE_LIMITED,		/* 429 */
+	OUTCOME_SERVER_ERROR,		/* 5xx */
+	OUTCOME_NETWORK_ERROR,		/* no HTTP response: refused, timeout, reset */
+	OUTCOME_BAD_RESPONSE,		/* an answer we cannot use: garbage, cut short */
+	NUM_OUTCOMES
+} ApiOutcome;
+
+/* The kind's key in invicti_scan_stats.requests_by_kind ("poll"). */
+extern const char *const api_call_names[NUM_CALL_KINDS];
+
+/* The kind in a sentence ("status request"). */
+extern const char *const api_call_nouns[NUM_CALL_KINDS];
+
+/* The outcome's key in invicti_scan_stats.requests_by_kind ("ok"). */
+extern const char *const api_outcome_names[NUM_OUTCOMES];
+
+#endif

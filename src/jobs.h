@@ -1,0 +1,154 @@
+/*
+ * jobs.h
+ *		The life of one piece of API work done for one row: send its
+ *		request(s), judge each answer, record the verdict, then carry on or
+ *		finish.  What differs between kinds of work is in a JobKind.
+ */
+#ifndef INVICTI_JOBS_H
+#define INVICTI_JOBS_H
+
+#include "lib/ilist.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
+
+#include "api_call.h"
+#include "api_client.h"
+#include "api_response.h"
+
+typedef struct Job Job;
+
+/* What the engine does with a job once its answer is judged. */
+typedef enum JobNext
+{
+	NEXT_RECORD,				/* record the verdict in the next transaction */
+	NEXT_REQUEST,				/* send the job's next request now (a page) */
+	NEXT_FINISHED				/* nothing to record: the job is over */
+} JobNext;
+
+typedef struct JobKind
+{
+	ApiCallKind call;			/* its name in statistics and messages */
+	bool		durable;		/* its verdicts need a synchronous commit */
+
+	/* The request for the job's current step, allocated in the current context. */
+	void		(*build) (Job *job, ApiRequest *req);
+
+	/*
+	 * Judge an answer, outside any transaction.  Returns whether the request
+	 * counts as successful; sets job->next (default NEXT_RECORD) and, on
+	 * failure, may set job->message to what the statistics should show.
+	 */
+	bool		(*judge) (Job *job, const ApiResponse *r, ResponseClass cls);
+
+	/* Nothing was sent (the request could not even be started). */
+	void		(*not_sent) (Job *job, const char *error);
+
+	/* Record the verdict; runs in a subtransaction of its own. */
+	void		(*record) (Job *job);
+
+	/*
+	 * The verdict could not be recorded (error): say so on the row, in a
+	 * subtransaction of its own, so the work does not loop.  NULL when
+	 * nothing safe can be written: the verdict is then tried again and
+	 * given up after a few tries.
+	 */
+	void		(*record_failure) (Job *job, const char *error);
+
+	/*
+	 * After the verdict is committed (or NEXT_FINISHED; job->record_failed
+	 * when the table refused the verdict and only its failure was
+	 * recorded, or not even that): bring the worker's memory in line.  Return true to send the job's
+	 * next request (its next page), false to end the job.
+	 */
+	bool		(*recorded) (Job *job, TimestampTz now);
+} JobKind;
+
+struct Job
+{
+	dlist_node	node;
+	MemoryContext cxt;			/* the job, its kind's data and its verdict */
+	MemoryContext req_cxt;		/* the current request and its answer */
+	const JobKind *kind;
+	int64		row_id;
+	bool		is_retry;		/* counted as a retry in the statistics */
+	void	   *data;			/* the kind's own state, in cxt */
+
+	/* the verdict, set by judge or not_sent */
+	JobNext		next;
+	int			verdict;		/* the kind's own verdict code */
+	char	   *message;		/* for the row's last_error, or NULL */
+	TimestampTz retry_at;
+
+	/* recording */
+	TimestampTz not_before;		/* the row was locked by someone: wait */
+	int			record_failures;
+	bool		recorded;		/* in the transaction being committed */
+	bool		record_failed;	/* ... as a failure: the verdict was refused */
+
+	/* for the DEBUG1 line */
+	const char *method;
+	char	   *url;
+};
+
+extern void jobs_init(void);
+
+/* A new job of `kind` for row `row_id`, with `data_size` bytes of kind data. */
+extern Job *job_new(const JobKind *kind, int64 row_id, size_t data_size);
+
+/* Send the job's (next) request. */
+extern void job_submit(Job *job);
+
+/* Give a verdict to be recorded: message for last_error, retry time. */
+extern void job_verdict(Job *job, int verdict, const char *message, TimestampTz retry_at);
+
+/*
+ * When table-scheduled work that failed with `cls` is tried again: now
+ * under a whole-API pause (which decides), else after the row's backoff.
+ */
+extern TimestampTz job_retry_time(Job *job, ResponseClass cls);
+
+/* The request URL for an API path (base_url + api_path + suffix). */
+extern char *job_api_url(const char *suffix);
+
+/*
+ * Multi-page work: whether `cursor` was followed before; if not, remember
+ * it (a copy in cxt, appended to *seen).
+ */
+extern bool job_cursor_seen(MemoryContext cxt, List **seen, const char *cursor);
+
+/* Consecutive failures of table-scheduled work, by row id (backoff). */
+extern int	job_note_row_failure(int64 id);
+extern int	job_row_failures(int64 id);
+extern void job_clear_row_failures(int64 id);
+extern void jobs_forget_failures(void);
+
+/* Requests in flight, and row ids of every job not finished. */
+extern int	jobs_in_flight(void);
+extern int	jobs_busy_ids(int64 **ids);
+
+/* Take finished transfers and judge them (outside any transaction). */
+extern void jobs_collect(void);
+
+/*
+ * Verdicts waiting to be recorded and due now, and when the next one is
+ * due (0 = none): a verdict whose row another session has locked waits.
+ */
+extern bool jobs_record_due(TimestampTz now);
+extern TimestampTz jobs_next_record_due(void);
+
+/*
+ * Record the due verdicts in one transaction, each in a subtransaction of
+ * its own.  Returns false when the extension is gone (the verdicts are
+ * dropped); an error from the transaction itself is thrown on, with the
+ * verdicts kept for the next try.  *table_changed says whether a recorded
+ * verdict added or moved work the table schedules.
+ */
+extern bool jobs_record(bool *table_changed);
+
+/* The extension went away: drop unrecorded verdicts. */
+extern void jobs_discard_waiting(void);
+
+/* A recorded verdict scheduled work through the table (look at it again). */
+extern void jobs_table_changed(void);
+
+#endif

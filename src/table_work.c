@@ -1,0 +1,157 @@
+/*
+ * table_work.c
+ *		Reading what the invicti_scans table says is due, and claiming it.
+ *
+ * Launches, reconciliations, aborts and imports are scheduled in the table
+ * (next_attempt_at, indexed only for rows not 'poll' or 'done'), so they
+ * survive restarts; running scans are scheduled in the worker's memory
+ * (poll_schedule.c) and loaded from the table only when the extension
+ * appears or the table was changed by hand.  A claimed launch is committed
+ * as 'sending', durably, before its request leaves: that is what makes a
+ * launch at most once (job_launch.c).
+ *
+ * Rules: no request starts inside the transaction; nothing here waits on a
+ * row another session holds (the statements skip locked rows).
+ */
+#include "postgres.h"
+
+#include "jobs.h"
+#include "job_kinds.h"
+#include "invicti_scan.h"
+#include "poll_schedule.h"
+#include "scan_store.h"
+#include "settings.h"
+#include "table_work.h"
+
+typedef struct ClaimArgs
+{
+	const ClaimRequest *req;
+	ClaimResult *res;
+	int			nl;
+	LaunchClaim *launches;
+	int			nw;
+	TableClaim *work;
+} ClaimArgs;
+
+static void
+add_running_scan(int64 id, const pg_uuid_t *scan_id)
+{
+	poll_schedule_add(id, scan_id, GetCurrentTimestamp());
+}
+
+static void
+claim(void *arg)
+{
+	ClaimArgs  *a = (ClaimArgs *) arg;
+	const ClaimRequest *req = a->req;
+	int64	   *busy;
+	int64	   *all;
+	int			nbusy;
+	int			i;
+	bool		sweep = req->sweep;
+
+	if (store_extension_changed())
+	{
+		sweep = true;
+		poll_schedule_reset();
+		jobs_forget_failures();
+		scan_store_load_polls(add_running_scan);
+		ereport(LOG,
+				(errmsg("invicti_scan worker: using extension %s %s in database \"%s\"; %d running scans to track",
+						INVICTI_EXTENSION_NAME, INVICTI_SCAN_VERSION,
+						invicti_database_name, poll_schedule_count())));
+	}
+	else if (req->resync)
+	{
+		int			forgotten;
+
+		poll_schedule_sync_begin();
+		scan_store_load_polls(add_running_scan);
+		forgotten = poll_schedule_sync_end();
+		elog(DEBUG1, "invicti_scan worker: the table changed; %d running scans to track, %d no longer",
+			 poll_schedule_count(), forgotten);
+	}
+
+	/*
+	 * Rows left 'sending' by a previous worker (or by a verdict that could
+	 * not be recorded) get reconciled, never resent.
+	 */
+	nbusy = jobs_busy_ids(&busy);
+	if (sweep)
+		(void) scan_store_sweep_sending(busy, nbusy, req->reconcile_at);
+
+	if (req->slots > 0)
+	{
+		a->nl = scan_store_claim_launches(req->slots, &a->launches);
+		if (req->slots - a->nl > 0)
+			a->nw = scan_store_claim_table_work(busy, nbusy, req->slots - a->nl,
+												req->imports, &a->work);
+	}
+	all = palloc(sizeof(int64) * (nbusy + a->nw + 1));
+	memcpy(all, busy, sizeof(int64) * nbusy);
+	for (i = 0; i < a->nw; i++)
+		all[nbusy + i] = a->work[i].id;
+	a->res->next_due = scan_store_next_due(all, nbusy + a->nw, req->imports);
+}
+
+StoreStatus
+table_work_claim(const ClaimRequest *req, ClaimResult *res)
+{
+	ClaimArgs	a;
+	StoreStatus status;
+	int			i;
+
+	memset(&a, 0, sizeof(a));
+	memset(res, 0, sizeof(ClaimResult));
+	a.req = req;
+	a.res = res;
+	status = store_run("claiming due Invicti work", true, claim, &a);
+	if (status != STORE_READY)
+		return status;
+
+	/* Only now, with the 'sending' marks committed, do requests go out. */
+	for (i = 0; i < a.nl; i++)
+		launch_job_start(&a.launches[i]);
+	for (i = 0; i < a.nw; i++)
+	{
+		switch (a.work[i].state)
+		{
+			case WS_ABORT:
+				abort_job_start(&a.work[i]);
+				break;
+			case WS_IMPORT:
+				import_job_start(&a.work[i]);
+				break;
+			default:
+				reconcile_job_start(&a.work[i]);
+				break;
+		}
+	}
+	res->started = a.nl + a.nw;
+	return STORE_READY;
+}
+
+typedef struct RetentionArgs
+{
+	int			days;
+	int			limit;
+	int			deleted;
+} RetentionArgs;
+
+static void
+retention(void *arg)
+{
+	RetentionArgs *a = (RetentionArgs *) arg;
+
+	a->deleted = scan_store_delete_old_scans(a->days, a->limit);
+}
+
+StoreStatus
+table_work_retention(int days, int limit, int *deleted)
+{
+	RetentionArgs a = {days, limit, 0};
+	StoreStatus status = store_run("deleting old Invicti scans", false, retention, &a);
+
+	*deleted = a.deleted;
+	return status;
+}
