@@ -1010,17 +1010,37 @@ def _choice(value, name, choices):
     return value
 
 
+def _string(value, name):
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
 def _boolean(value, name):
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false")
     return value
 
 
+# Hostile answers for the "mutate" fault.  None of them is something the
+# real API is known to do: they stand for a broken or malicious server.
+#   echo_token     the request's X-Auth value in an "echo" field of every JSON
+#                  body and in error reasons; a launch's Location and scan_id
+#                  carry it instead of the scan id
+#   escaped_token  the same value spelled with \\u escapes in an "echo" field
+#   long_vuln_id   the first finding of a page gets a vuln_id of `bytes` bytes
+#   cursor_cycle   list pages never end: the next cursor alternates between
+#                  "cycle-A" and "cycle-B", each serving the first page
+#   bad_counts     current_session.severity_counts becomes `counts`
+MUTATIONS = ("echo_token", "escaped_token", "long_vuln_id", "cursor_cycle", "bad_counts")
+
 # kind -> {param: (default, validator)}
 FAULT_PARAMS = {
     "latency": {"ms": (1000, _number), "jitter_ms": (0, _number),
                 "when": ("before", lambda v, n: _choice(v, n, ("before", "after")))},
     "status": {"status": (500, lambda v, n: _integer(v, n, 200, 599)),
+               "reason": (None, lambda v, n: _string(v, n)),
+               "details": (None, lambda v, n: v if isinstance(v, list) else _string(v, n)),
                "retry_after": (None, lambda v, n: v if v == "date" else _number(v, n)),
                "seconds": (60, _number), "process": (False, _boolean)},
     "drop": {"when": ("before", lambda v, n: _choice(v, n, ("before", "after"))),
@@ -1032,6 +1052,11 @@ FAULT_PARAMS = {
     "empty": {},
     "huge": {"bytes": (50_000_000, _integer)},
     "slow_drip": {"bytes_per_sec": (10, lambda v, n: _number(v, n, 0.001))},
+    # Hostile answers (see MUTATIONS): a server that is broken or attacks
+    # its client.  Not a behaviour of the real API; for robustness tests.
+    "mutate": {"mutation": ("echo_token", lambda v, n: _choice(v, n, MUTATIONS)),
+               "bytes": (5000, lambda v, n: _integer(v, n, 1)),
+               "counts": ({"critical": 2, "high": -2}, lambda v, n: v)},
 }
 
 
@@ -1385,7 +1410,10 @@ class ApiApp:
                                                           usegmt=True)))
             elif prm["retry_after"] is not None:
                 headers.append(("Retry-After", str(int(prm["retry_after"]))))
-            resp = error_response(prm["status"], ["Simulated fault"], headers=headers)
+            details = prm["details"] if prm["details"] is not None else ["Simulated fault"]
+            if isinstance(details, str):
+                details = [details]
+            resp = error_response(prm["status"], details, prm["reason"], headers=headers)
             self._respond(conn, req, resp.carry_meta(meta), kind)
         elif kind == "html":
             status = prm["status"]
@@ -1420,10 +1448,64 @@ class ApiApp:
             resp = self.process(req)
             resp.body = b""
             self._respond(conn, req, resp, kind)
+        elif kind == "mutate":
+            self._respond(conn, req, self._mutate(req, prm), kind)
         elif kind == "huge":
             await self._send_huge(conn, req, self.process(req), prm["bytes"])
         else:   # slow_drip
             await self._send_slowly(conn, req, self.process(req), prm["bytes_per_sec"])
+
+    def _mutate(self, req, prm):
+        """Process the request, then make the answer hostile (MUTATIONS)."""
+        mutation = prm["mutation"]
+        if mutation == "cursor_cycle":
+            # serve the first page whatever the cursor, and point to the other one
+            given = req.query_args().get("c")
+            req.query = "&".join(p for p in req.query.split("&") if not p.startswith("c="))
+        resp = self.process(req)
+        token = (req.headers.get(b"x-auth") or b"").decode("latin-1")
+        if mutation == "echo_token":
+            if resp.status == 201:
+                resp.headers = [(n, v) for n, v in resp.headers if n != "Location"] + [
+                    ("Location", f"{self.PREFIX}/scans/{token}")]
+        try:
+            body = json.loads(resp.body) if resp.body else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return resp
+        if mutation == "echo_token":
+            body["echo"] = token
+            if "reason" in body:
+                body["reason"] = f"{body['reason']} (token {token})"
+            if resp.status == 201:
+                body["scan_id"] = token
+        elif mutation == "escaped_token":
+            escaped = "".join(f"\\u{ord(ch):04x}" for ch in token)
+            raw = encode_json(body)
+            resp.body = b'{"echo":"' + escaped.encode() + b'",' + raw[1:] if len(raw) > 2 \
+                else b'{"echo":"' + escaped.encode() + b'"}'
+            return resp
+        elif mutation == "long_vuln_id":
+            for item in body.get("vulnerabilities", [])[:1]:
+                item["vuln_id"] = "x" * prm["bytes"]
+        elif mutation == "cursor_cycle":
+            pagination = body.get("pagination")
+            if isinstance(pagination, dict):
+                nxt = "cycle-B" if given == "cycle-A" else "cycle-A"
+                current = given or pagination.get("cursors", [None])[0]
+                if "cursors" in pagination:
+                    pagination["cursors"] = [current, nxt]
+                else:
+                    pagination["next_cursor"] = nxt
+        elif mutation == "bad_counts":
+            session = body.get("current_session")
+            if session is None and isinstance(body.get("scans"), list) and body["scans"]:
+                session = body["scans"][0].get("current_session")
+            if isinstance(session, dict):
+                session["severity_counts"] = prm["counts"]
+        resp.body = encode_json(body)
+        return resp
 
     def _respond(self, conn, req, resp, fault):
         closed = conn.closed

@@ -12,8 +12,15 @@ use InvictiTest;
 
 my $done = target_uuid('security-done');
 my $sim = start_simulator(targets => [ { target_id => $done, outcome => 'completed' } ]);
-my $node = new_node('security', sim => $sim,
-	settings => { log_min_messages => 'debug5', log_statement => "'none'" });
+# SSLKEYLOGFILE in the server's environment would make libcurl write the
+# TLS keys of every request (and so the token) to that file.
+my $keylog = PostgreSQL::Test::Utils::tempdir('keylog') . '/keys.txt';
+my $node;
+{
+	local $ENV{SSLKEYLOGFILE} = $keylog;
+	$node = new_node('security', sim => $sim,
+		settings => { log_min_messages => 'debug5', log_statement => "'none'" });
+}
 my $token = TOKEN;
 
 # --- the token is invisible to every role -----------------------------------
@@ -182,6 +189,11 @@ $node->append_conf('postgresql.conf',
 $node->reload;
 wait_for($node, "SELECT status = 'completed' FROM invicti_scans WHERE id = $id",
 	'with the private CA in ca_file the scan runs over TLS');
+
+# --- TLS keys are never written, whatever the environment says -------------
+ok(log_contains($node, qr/ignoring SSLKEYLOGFILE from the server's environment/),
+	'the worker says it ignores SSLKEYLOGFILE');
+ok(!-e $keylog, 'and no TLS key was written to it, though requests went over TLS');
 
 # --- and through all of this, no log line ever held a token -----------------
 my $log = slurp_file($node->logfile);
