@@ -121,8 +121,7 @@ wait_for($node,
 	"SELECT count(*) >= 6 FROM invicti_scans WHERE worker_state = 'sending'",
 	'launches are in flight');
 my $pid = worker_pid($node);
-kill 'KILL', $pid;
-ok(1, "worker $pid killed with SIGKILL");
+is(kill('KILL', $pid), 1, "worker $pid killed with SIGKILL");
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker' AND pid <> $pid")
   or die 'worker did not come back';

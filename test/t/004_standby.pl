@@ -78,7 +78,8 @@ my $offset = -s $primary->logfile;
 $primary->append_conf('postgresql.conf', "invicti_scan.base_url = ''\n");
 $primary->reload;
 $primary->wait_for_log(qr/not sending requests: invicti_scan\.base_url is not set/, $offset);
-ok(1, 'primary: stopped sending after base_url was unset');
+ok(log_contains($primary, qr/not sending requests: invicti_scan\.base_url is not set/, $offset),
+	'primary: stopped sending after base_url was unset');
 sleep 1;    # let any poll sent just before the reload arrive
 my $quiet_since = time();
 my $pending = launch($primary, $pending_target);

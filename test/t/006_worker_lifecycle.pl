@@ -88,7 +88,7 @@ my $node = new_node('life', sim => $sim, no_extension => 1,
 	settings => { restart_after_crash => 'on' });
 $node->wait_for_log($WAITING);
 my $waiting_since = time();
-ok(1, 'before CREATE EXTENSION the worker says it waits');
+ok(log_contains($node, $WAITING), 'before CREATE EXTENSION the worker says it waits');
 my $pid = worker_pid($node);
 like($pid, qr/^\d+$/, 'the worker runs while the extension is missing');
 
@@ -159,7 +159,7 @@ $offset = -s $node->logfile;
 $node->safe_psql('postgres', 'DROP EXTENSION invicti_scan');
 $node->wait_for_log($WAITING, $offset);
 my $quiet_since = time() + 1;
-ok(1, 'after DROP EXTENSION the worker says it waits');
+ok(log_contains($node, $WAITING, $offset), 'after DROP EXTENSION the worker says it waits');
 sleep 4;
 is(count_in_log($node, $WAITING, $offset), 1, 'after DROP: one "waiting" line');
 is(count_in_log($node, qr/ERROR|PANIC|TRAP|exited with exit code|terminated by signal/, $offset), 0,
@@ -175,7 +175,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION invicti_scan');
 # (CREATE EXTENSION wakes the worker; without that it would look again
 # within 10 s: the time is shown, not asserted)
 $node->wait_for_log($FOUND, $offset);
-ok(1, sprintf('re-created: the worker logs that it found it (%.1f s)', time() - $t));
+ok(log_contains($node, $FOUND, $offset),
+	sprintf('re-created: the worker logs that it found it (%.1f s)', time() - $t));
 my $again = launch($node, $done);
 wait_for($node,
 	"SELECT status = 'completed' FROM invicti_scans WHERE id = $again",
@@ -233,10 +234,10 @@ $sim->faults();
 # --- per-request lines at debug1 ----------------------------------------------
 $offset = -s $node->logfile;
 reconfigure($node, log_min_messages => 'debug1');
-$node->wait_for_log(
-	qr{DEBUG:  invicti_scan: GET \Q${\ $sim->api_url }\E/api/v1/scans/[0-9a-f-]{36} -> 200 in \d+ ms},
-	$offset);
-ok(1, 'log_min_messages = debug1: one line per request');
+my $request_line =
+  qr{DEBUG:  invicti_scan: GET \Q${\ $sim->api_url }\E/api/v1/scans/[0-9a-f-]{36} -> 200 in \d+ ms};
+$node->wait_for_log($request_line, $offset);
+ok(log_contains($node, $request_line, $offset), 'log_min_messages = debug1: one line per request');
 reconfigure($node, log_min_messages => 'warning');
 
 # --- SIGTERM: the worker exits, the postmaster starts it again -------------
@@ -290,7 +291,8 @@ $offset = -s $node->logfile;
 my $switched_at = time();
 reconfigure($node, 'invicti_scan.base_url' => "'" . $sim2->api_url . "'");
 $node->wait_for_log(qr/LOG:  invicti_scan worker: API settings changed/, $offset);
-ok(1, 'base_url reloaded: the worker logs that API settings changed');
+ok(log_contains($node, qr/LOG:  invicti_scan worker: API settings changed/, $offset),
+	'base_url reloaded: the worker logs that API settings changed');
 my $moved = launch($node, $done);
 wait_for($node,
 	"SELECT status = 'completed' FROM invicti_scans WHERE id = $moved",
