@@ -13,24 +13,50 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION)
 MODULE_big  = invicti_scan
 OBJS = \
 	src/invicti_scan.o \
+	src/pg_compat.o \
 	src/settings.o \
 	src/shared_state.o \
-	src/sql_api.o \
-	src/worker.o \
+	src/api_call.o \
 	src/api_client.o \
 	src/api_response.o \
+	src/redact.o \
+	src/log_limit.o \
+	src/scan_state.o \
+	src/severity_counts.o \
 	src/scan_store.o \
+	src/store_transaction.o \
 	src/poll_schedule.o \
 	src/retry_policy.o \
-	src/scan_jobs.o \
+	src/jobs.o \
+	src/job_launch.o \
+	src/job_poll.o \
+	src/job_abort.o \
+	src/job_import.o \
+	src/table_work.o \
+	src/extension_watch.o \
+	src/worker_config.o \
+	src/database_wait.o \
+	src/worker.o \
+	src/sql_api.o \
+	src/sql_gate.o \
 	src/commit_wake.o \
 	src/scan_events.o
 
-DATA        = $(wildcard sql/$(EXTENSION)--*.sql)
+# Install scripts and upgrades, and the per-version control files
+# (invicti_scan--1.1.control) that an upgrade step needs.
+DATA        = $(wildcard sql/$(EXTENSION)--*.sql) $(wildcard $(EXTENSION)--*.control)
 
-# pg_regress suites: sql/<topic>.sql with expected/<topic>.out.  They run
-# against a throwaway instance (see test/run_regress.sh), not `installcheck`.
-REGRESS     = launch privileges abort reporting
+# pg_regress suites: sql/<topic>.sql with expected/<topic>.out.  `make
+# installcheck` (after `make install`) runs them, as pg_cron's do, on a
+# temporary instance that preloads the library (test/regress.conf), so
+# they need no server of yours and touch none.
+REGRESS      = launch privileges abort reporting security state_machine relocate
+REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=test/regress.conf
+
+# TAP suites (test/t/*.pl, PostgreSQL::Test::Cluster against the project's
+# Invicti simulator): `make prove_installcheck` after `make install`, as
+# pgvector's; each test starts its own servers.  PROVE_TESTS picks files.
+PROVE_TESTS ?= test/t/*.pl
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -47,10 +73,15 @@ EXTRA_CLEAN = results regression.diffs regression.out tmp_check tmp_regress
 
 include $(PGXS)
 
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)
+
 # The version is compiled in (User-Agent, the worker's version check).
 $(OBJS): $(EXTENSION).control
 else
-all install installcheck:
+all install installcheck prove_installcheck:
 	@echo "PostgreSQL's server development files were not found (pg_config --pgxs)."
 	@echo "Install postgresql-server-dev-15 and libcurl4-openssl-dev, or run 'make test'."
 	@exit 1

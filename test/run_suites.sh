@@ -6,21 +6,14 @@
 # simulator|tap|chaos ...].  PROVE_TESTS may name single TAP files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-pgxs=$(dirname "$(pg_config --pgxs)")/..
 suites="$*"
 [ "$suites" = all ] && suites="regress simulator tap chaos"
 
 for suite in $suites; do
   case $suite in
     regress)
-      printf '\n=== pg_regress: SQL API\n'
-      rm -rf tmp_regress results
-      if ! "$pgxs/test/regress/pg_regress" \
-          --temp-instance=tmp_regress --temp-config=test/regress.conf \
-          --bindir="$(pg_config --bindir)" --inputdir=. --outputdir=. \
-          --dbname=contrib_regression \
-          $(sed -n 's/^REGRESS *= *//p' Makefile); then
+      printf '\n=== pg_regress: SQL API (make installcheck)\n'
+      if ! make -s installcheck; then
         cat regression.diffs 2>/dev/null || true
         exit 1
       fi ;;
@@ -28,11 +21,9 @@ for suite in $suites; do
       printf '\n=== simulator tests\n'
       /usr/bin/python3 -m unittest discover -s test/simulator -p 'test_*.py' ;;
     tap)
-      printf '\n=== TAP: worker against the simulator\n'
-      mkdir -p tmp_check
-      TESTDIR="$root" PG_REGRESS="$pgxs/test/regress/pg_regress" \
-        PERL5LIB="$pgxs/test/perl:$root/test/perl" \
-        prove ${PROVE_FLAGS:-} ${PROVE_TESTS:-test/t/*.pl} ;;
+      printf '\n=== TAP: worker against the simulator (make prove_installcheck)\n'
+      make -s prove_installcheck ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
+        ${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"} ;;
     chaos)
       printf '\n=== chaos run (CI size)\n'
       test/chaos.sh --ci ;;
