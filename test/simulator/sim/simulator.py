@@ -1,0 +1,137 @@
+"""The simulator's state: configuration, scans, targets, log, outage.
+
+It must never listen anywhere but the configured host.
+
+Part of invicti_sim (see ../invicti_sim.py and ../README.md)."""
+
+import asyncio
+import json
+import random
+import ssl
+import sys
+import time
+
+from .api import ApiApp
+from .config import Config
+from .control import ControlApp
+from .faults import FaultSet
+from .httpserver import Interner, Listener
+from .model import BUILTIN_TARGET, SimClock, Target
+from .requestlog import RequestLog
+
+# ---------------------------------------------------------------------------
+# The simulator state
+# ---------------------------------------------------------------------------
+
+class Simulator:
+    def __init__(self, args, startup_targets):
+        self.args = args
+        self.startup_config = Config(args.shape, args.scan_id_in, args.pagination,
+                                     args.time_scale, args.token, args.forbidden_token)
+        self.startup_targets = startup_targets
+        self.log = RequestLog(args.log_cap,
+                              open(args.log_file, "a", encoding="utf-8") if args.log_file else None)
+        self.api = ApiApp(self)
+        self.control = ControlApp(self)
+        ssl_context = None
+        if args.tls_cert:
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        self.api_listener = Listener(self.api, args.host, args.port, ssl_context)
+        self.control_listener = Listener(self.control, args.host, args.control_port)
+        self.outage_until = None
+        self._outage_handle = None
+        self._intern = Interner()   # header values kept in the log
+        self.reset_state()
+
+    def reset_state(self):
+        self.config = self.startup_config.copy()
+        self.clock = SimClock(self.config.time_scale)
+        self.id_rng = random.Random(f"{self.args.seed}:ids")
+        self.faults = FaultSet(self.args.seed)
+        self.targets = {}
+        for spec in [BUILTIN_TARGET] + self.startup_targets:
+            self.put_target(Target(spec, 0))
+        self.scans = {}
+        self.log.clear()
+        self.stats = {}
+        self.total_requests = 0
+        self.api.configure(self.config)
+
+    def put_target(self, target):
+        old = self.targets.get(target.target_id)
+        target.order = old.order if old else len(self.targets)
+        self.targets[target.target_id] = target
+
+    def set_config(self, config):
+        if config.time_scale != self.config.time_scale:
+            self.clock.set_scale(config.time_scale)
+        self.config = config
+        self.api.configure(config)
+
+    # -- request log --
+    def record(self, req, status, fault, meta, client_closed=False):
+        seq = self.log.next_seq
+        launch = None
+        if meta.template == self.api.launch_template and req.method == "POST":
+            target_id = profile_id = None
+            try:
+                body = json.loads(req.body)
+                if isinstance(body, dict):
+                    target_id, profile_id = body.get("target_id"), body.get("profile_id")
+            except (ValueError, UnicodeDecodeError):
+                pass
+            created = meta.created
+            launch = (target_id, profile_id, created.scan_id if created else None)
+            if created is not None:
+                created.request_seq = seq
+        headers = req.headers
+        intern = self._intern
+        self.log.append((seq, req.arrived, req.method, req.path, req.query, status, fault,
+                         (time.perf_counter() - req.started) * 1000, meta.auth,
+                         intern(headers.get(b"user-agent")), intern(headers.get(b"accept")),
+                         intern(headers.get(b"content-type")), client_closed, launch))
+        key = (req.method, meta.template, status)
+        self.stats[key] = self.stats.get(key, 0) + 1
+        self.total_requests += 1
+
+    # -- outage --
+    def api_down(self, seconds=None):
+        self._cancel_outage_timer()
+        self.api_listener.stop()
+        if seconds is None:
+            self.outage_until = float("inf")
+        else:
+            self.outage_until = time.time() + seconds
+            self._outage_handle = asyncio.get_running_loop().call_later(
+                seconds, lambda: asyncio.ensure_future(self.api_up()))
+
+    async def api_up(self):
+        self._cancel_outage_timer()
+        while not self.api_listener.up:
+            try:
+                await self.api_listener.start()
+            except OSError as exc:
+                print(f"invicti_sim: cannot reopen api port yet: {exc}", file=sys.stderr)
+                await asyncio.sleep(0.2)
+        self.outage_until = None
+
+    def _cancel_outage_timer(self):
+        if self._outage_handle is not None:
+            self._outage_handle.cancel()
+            self._outage_handle = None
+
+    def outage_json(self):
+        until = self.outage_until
+        return {"down": not self.api_listener.up,
+                "until": None if until is None or until == float("inf") else until}
+
+    # -- lifecycle --
+    async def start(self):
+        await self.api_listener.start()
+        await self.control_listener.start()
+
+    def close(self):
+        self._cancel_outage_timer()
+        self.api_listener.stop()
+        self.control_listener.stop()
