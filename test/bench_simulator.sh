@@ -2,7 +2,7 @@
 # Load benchmark of the Invicti API simulator (test/simulator/invicti_sim.py).
 #
 # Starts the simulator on free loopback ports, launches one scan with curl,
-# then runs wrk (keep-alive) against GET /api/v1/scans/<id> and GET /api/v1/me
+# then runs wrk (keep-alive) against GET /api/v1/scans/<id> and GET /api/v1/scanning_profiles
 # and prints requests/sec for each.  Works as any user; leaves nothing behind.
 #
 # Usage: test/bench_simulator.sh [seconds] [threads] [connections]
@@ -50,13 +50,15 @@ API_PORT="$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["a
     "$WORK/ports.json")"
 BASE="http://127.0.0.1:$API_PORT/api/v1"
 
-SCAN_ID="$(curl -sS --fail -X POST "$BASE/scans" \
+# the spec puts the new scan's id in the Location header only
+SCAN_ID="$(curl -sS --fail -o /dev/null -D - -X POST "$BASE/scans" \
     -H "X-Auth: $TOKEN" -H 'Content-Type: application/json' -H 'Accept: application/json' \
     -d '{"user_authorized_to_scan": "yes",
          "target_id": "2df49409-ee21-4080-9640-eb46f4610054",
          "profile_id": "11111111-1111-1111-1111-111111111111",
          "schedule": {"disable": false, "time_sensitive": false}}' |
-    "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["scan_id"])')"
+    sed -n 's|^[Ll]ocation: .*/scans/\([0-9a-f-]*\).*|\1|p')"
+[[ -n "$SCAN_ID" ]] || { echo "bench_simulator: the launch returned no Location" >&2; exit 1; }
 
 run() {
     local label="$1" url="$2" out="$WORK/wrk.out"
@@ -73,4 +75,4 @@ run() {
 
 echo "invicti_sim benchmark: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, keep-alive, $(nproc) CPUs"
 run "GET /api/v1/scans/<id>" "$BASE/scans/$SCAN_ID"
-run "GET /api/v1/me" "$BASE/me"
+run "GET /api/v1/scanning_profiles" "$BASE/scanning_profiles"

@@ -4,6 +4,9 @@
 Every test talks to a real simulator subprocess over loopback.  Run:
     /usr/bin/python3 -m unittest discover -s test/simulator -v
     /usr/bin/python3 test/simulator/test_invicti_sim.py
+
+The defaults are the vendor's Swagger spec (test/contract/acunetix-api.yaml);
+the *_KEYS sets below are the properties its schemas allow.
 """
 
 import email.utils
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 import unittest
+from datetime import datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIM = os.path.join(HERE, "invicti_sim.py")
@@ -38,6 +42,44 @@ TIME_SCALE = 0.02          # seconds per time unit for the shared server
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 LEVEL = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
 TERMINAL = {"completed", "failed", "aborted"}
+ISO_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$"
+NAIVE_ISO_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$"     # variant dates=naive
+UUID_RE = r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$"
+
+# What the spec's schemas allow (their properties; allOf merged).
+SCAN_KEYS = {"target_id", "profile_id", "report_template_id", "schedule", "max_scan_time",
+             "incremental", "next_run"}
+SCAN_ITEM_KEYS = SCAN_KEYS | {"current_session", "previous_session", "target",
+                              "criticality", "profile_name", "scan_id", "start_date",
+                              "manual_intervention"}
+SCAN_INFO_KEYS = {"status", "event_level", "severity_counts", "progress", "start_date",
+                  "threat", "scan_session_id", "acusensor"}
+SCAN_INFO_STATUSES = {"scheduled", "queued", "starting", "processing", "aborting", "aborted",
+                      "pausing", "paused", "completed", "failed"}
+SCHEDULE_KEYS = {"disable", "time_sensitive", "history_limit", "start_date", "recurrence",
+                 "triggerable"}
+TARGET_KEYS = {"address", "description", "type", "criticality", "fqdn_status",
+               "fqdn_tm_hash", "deleted_at", "fqdn", "fqdn_hash",
+               "default_scanning_profile_id", "agents", "default_overrides"}
+TARGET_INFO_KEYS = {"target_id", "scan_authorization", "continuous_mode", "last_scan_date",
+                    "last_scan_id", "last_scan_session_id", "last_scan_session_status",
+                    "severity_counts", "threat", "links", "manual_intervention",
+                    "verification"}
+PAGINATION_KEYS = {"count", "cursors", "cursor_hash", "sort"}
+RESULT_KEYS = {"scan_id", "result_id", "start_date", "end_date", "status"}
+VULN_KEYS = {"status", "comment", "target_description", "vuln_id", "target_vuln_id",
+             "issue_id", "issue_tracker_id", "issue_url", "vt_name", "criticality", "vt_id",
+             "affects_detail", "affects_url", "source", "loc_id", "target_id", "first_seen",
+             "last_seen", "severity", "tags", "continuous", "confidence", "vt_created",
+             "vt_updated", "app", "archived"}
+VULN_DETAIL_KEYS = VULN_KEYS | {"description", "cvss2", "cvss3", "cvss4", "cvss_score",
+                                "cvss4_score", "impact", "recommendation", "long_description",
+                                "references", "details", "request", "response_info",
+                                "highlights"}
+PROFILE_KEYS = {"name", "profile_id", "sort_order", "custom", "checks"}
+ERROR_KEYS = {"code", "reason", "details"}
+SCAN_FILTER_KEYS = ("target", "target_id", "scan_status", "threat", "business_criticality",
+                    "profile_id", "group_id")
 
 
 def tid(n):
@@ -49,6 +91,14 @@ def expected_final_counts(target_id):
     digest = hashlib.sha256(target_id.encode()).digest()
     maxima = (3, 6, 8, 10, 12)
     return {k: digest[i] % (maxima[i] + 1) for i, k in enumerate(SEVERITIES)}
+
+
+def threat_of(counts):
+    return next((LEVEL[k] for k in SEVERITIES[:4] if counts[k]), 0)
+
+
+def rfc3339(seconds_from_now):
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now)).isoformat()
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
@@ -161,19 +211,36 @@ class Simulator:
         return reply.json()
 
     # -- scenario helpers --
-    def launch(self, target_id=BUILTIN_TARGET, profile_id=FULL_SCAN, expect=201):
-        reply = self.api("POST", "/scans", {
-            "user_authorized_to_scan": "yes", "target_id": target_id, "profile_id": profile_id,
-            "schedule": {"disable": False, "time_sensitive": False}})
+    @staticmethod
+    def launch_body(target_id=BUILTIN_TARGET, profile_id=FULL_SCAN, **extra):
+        body = {"user_authorized_to_scan": "yes", "target_id": target_id,
+                "profile_id": profile_id, "schedule": {"disable": False,
+                                                       "time_sensitive": False}}
+        body.update(extra)
+        return body
+
+    def launch(self, target_id=BUILTIN_TARGET, profile_id=FULL_SCAN, expect=201, **extra):
+        reply = self.api("POST", "/scans", self.launch_body(target_id, profile_id, **extra))
         if reply.status != expect:
             raise AssertionError(f"launch: {reply.status} {reply.body!r}")
         return reply
 
-    def launch_id(self, target_id=BUILTIN_TARGET, profile_id=FULL_SCAN):
-        return self.launch(target_id, profile_id).json()["scan_id"]
+    @staticmethod
+    def scan_id_of(reply):
+        """The spec: the id is in Location; a body-only server has it in the body."""
+        location = reply.headers.get("location")
+        if location is not None:
+            return location.rsplit("/", 1)[1]
+        return reply.json()["scan_id"]
+
+    def launch_id(self, target_id=BUILTIN_TARGET, profile_id=FULL_SCAN, **extra):
+        return self.scan_id_of(self.launch(target_id, profile_id, **extra))
 
     def add_targets(self, *specs):
         return self.ctl("PUT", "/targets", {"targets": list(specs)})
+
+    def config(self, **changes):
+        return self.ctl("POST", "/config", changes)
 
     def session(self, scan_id):
         reply = self.api("GET", f"/scans/{scan_id}")
@@ -181,9 +248,14 @@ class Simulator:
         body = reply.json()
         return body["scans"][0]["current_session"] if "scans" in body else body["current_session"]
 
+    def results(self, scan_id):
+        reply = self.api("GET", f"/scans/{scan_id}/results")
+        assert reply.status == 200, (reply.status, reply.body)
+        return reply.json()["results"]
+
     def wait_status(self, scan_id, statuses, timeout=15):
         statuses = {statuses} if isinstance(statuses, str) else set(statuses)
-        return wait_until(lambda: (lambda s: s if s["status"] in statuses else None)(
+        return wait_until(lambda: (lambda s: s if s.get("status") in statuses else None)(
             self.session(scan_id)), timeout=timeout, message=f"{scan_id} in {statuses}")
 
     def log(self, since=0):
@@ -196,7 +268,47 @@ class Simulator:
         return self.ctl("POST", "/faults", body)
 
 
-class SimTestCase(unittest.TestCase):
+class SpecAssertions:
+    """Checks of answers against the spec's schemas (mixed into test cases)."""
+
+    def assertError(self, reply, status, reason=None):
+        self.assertEqual(reply.status, status, reply.body)
+        self.assertTrue(reply.headers["content-type"].startswith("application/json"))
+        body = reply.json()
+        self.assertLessEqual(set(body), ERROR_KEYS)
+        self.assertEqual(body["code"], status)
+        self.assertIsInstance(body["reason"], str)
+        self.assertIsInstance(body["details"], list)
+        if reason is not None:
+            self.assertEqual(body["reason"], reason)
+        return body
+
+    def assertKeys(self, obj, allowed):
+        """Every key of obj is a property of the spec's schema."""
+        self.assertIsInstance(obj, dict)
+        self.assertLessEqual(set(obj), allowed, obj)
+
+    def assertScanInfo(self, session, end_date=False):
+        allowed = SCAN_INFO_KEYS | ({"end_date"} if end_date else set())
+        self.assertKeys(session, allowed)
+        if not end_date:
+            self.assertNotIn("end_date", session)
+
+    def assertScanItem(self, item, end_date=False):
+        self.assertKeys(item, SCAN_ITEM_KEYS)
+        for key in ("target_id", "profile_id", "schedule"):     # the Scan schema's required
+            self.assertIn(key, item)
+        self.assertKeys(item["schedule"], SCHEDULE_KEYS)
+        self.assertKeys(item["target"], TARGET_KEYS)
+        self.assertIn("address", item["target"])                # Target's required
+        self.assertScanInfo(item["current_session"], end_date)
+
+    def assertPagination(self, pagination):
+        self.assertKeys(pagination, PAGINATION_KEYS)
+        self.assertTrue(all(isinstance(c, str) for c in pagination["cursors"]))
+
+
+class SimTestCase(SpecAssertions, unittest.TestCase):
     """One shared simulator; state reset before each test."""
     sim = None
 
@@ -214,17 +326,6 @@ class SimTestCase(unittest.TestCase):
     def setUp(self):
         self.sim.ctl("POST", "/reset")
 
-    def assertError(self, reply, status, reason=None):
-        self.assertEqual(reply.status, status, reply.body)
-        self.assertTrue(reply.headers["content-type"].startswith("application/json"))
-        body = reply.json()
-        self.assertEqual(body["code"], status)
-        self.assertIsInstance(body["reason"], str)
-        self.assertIsInstance(body["details"], list)
-        if reason is not None:
-            self.assertEqual(body["reason"], reason)
-        return body
-
 
 # ---------------------------------------------------------------------------
 # Endpoints
@@ -239,23 +340,44 @@ class EndpointTests(SimTestCase):
         self.assertEqual(health["status"], "ok")
         self.assertEqual(health["pid"], self.sim.pid)
 
-    def test_me(self):
+    def test_me_and_pause_are_not_in_the_spec(self):
         reply = self.sim.api("GET", "/me")
-        self.assertEqual(reply.status, 200)
-        self.assertEqual(reply.headers["content-type"], "application/json; charset=utf-8")
-        me = reply.json()
-        self.assertIn("user_id", me)
-        self.assertIn("email", me)
+        self.assertError(reply, 404, "Object not found")
+        scan_id = self.sim.launch_id()
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 404,
+                         "Object not found")
+        self.assertEqual(self.sim.ctl("GET", f"/scans/{scan_id}")["pinned"], False)
+        stats = self.sim.ctl("GET", "/stats")["counts"]
+        self.assertEqual(stats["GET (unmatched) 404"], 1)
+        self.assertEqual(stats["POST (unmatched) 404"], 1)
 
     def test_auth_errors(self):
-        body = self.assertError(self.sim.api("GET", "/me", token=None), 401, "Unauthorized")
+        body = self.assertError(self.sim.api("GET", "/scanning_profiles", token=None), 401,
+                                "Unauthorized")
         self.assertNotIn(TOKEN, json.dumps(body))
-        self.assertError(self.sim.api("GET", "/me", token="wrong"), 401, "Unauthorized")
+        self.assertError(self.sim.api("GET", "/scans", token="wrong"), 401, "Unauthorized")
         self.assertError(self.sim.api("GET", "/scans/x", token=FORBIDDEN), 403, "Forbidden")
         self.assertError(self.sim.api("POST", "/scans", {}, token=FORBIDDEN), 403)
         auths = [e["auth"] for e in self.sim.log()["entries"]]
         self.assertEqual(auths, ["missing", "bad", "forbidden", "forbidden"])
         self.assertEqual(self.sim.ctl("GET", "/scans")["scans"], [])
+
+    def test_auth_failure_400_variant(self):
+        self.sim.config(auth_failure=400)
+        for token, detail in ((None, "Missing X-Auth header"), ("wrong", "Invalid X-Auth token")):
+            with self.subTest(token=token):
+                body = self.assertError(self.sim.api("GET", "/scanning_profiles", token=token),
+                                        400, "Invalid Authorization header")
+                self.assertEqual(body["details"], [detail])
+        self.assertError(self.sim.api("POST", "/scans", self.sim.launch_body(), token="wrong"),
+                         400, "Invalid Authorization header")
+        self.assertError(self.sim.api("GET", "/scans", token=FORBIDDEN), 403, "Forbidden")
+        self.assertEqual(self.sim.api("GET", "/scans").status, 200)
+        auths = [e["auth"] for e in self.sim.log()["entries"]]
+        self.assertEqual(auths, ["missing", "bad", "bad", "forbidden", "ok"])
+        self.assertEqual(self.sim.ctl("GET", "/scans")["scans"], [])
+        self.sim.ctl("POST", "/reset")                     # back to the spec's 401
+        self.assertError(self.sim.api("GET", "/scans", token=None), 401)
 
     def test_unknown_path_and_wrong_method(self):
         self.assertError(self.sim.api("GET", "/nothing/here"), 404, "Object not found")
@@ -267,7 +389,10 @@ class EndpointTests(SimTestCase):
                          404, "Object not found")
 
     def test_scanning_profiles(self):
-        profiles = self.sim.api("GET", "/scanning_profiles").json()["scanning_profiles"]
+        reply = self.sim.api("GET", "/scanning_profiles")
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(reply.headers["content-type"], "application/json; charset=utf-8")
+        profiles = reply.json()["scanning_profiles"]
         names = {p["profile_id"]: p["name"] for p in profiles}
         self.assertEqual(names, {
             FULL_SCAN: "Full Scan", HIGH_RISK: "High Risk",
@@ -275,12 +400,19 @@ class EndpointTests(SimTestCase):
             "11111111-1111-1111-1111-111111111115": "Weak Passwords",
             "11111111-1111-1111-1111-111111111116": "Cross-site Scripting",
             "11111111-1111-1111-1111-111111111117": "Crawl Only"})
+        for profile in profiles:
+            self.assertKeys(profile, PROFILE_KEYS)
+            self.assertEqual(profile["checks"], [])         # required by ScanningProfile
+            self.assertIs(profile["custom"], False)
+        self.assertEqual([p["sort_order"] for p in profiles], list(range(1, 7)))
 
     def _collect_pages(self, path, key, style, limit):
+        """Follow a list to its end; self.trail gets each page's cursors."""
         items, pages, cursor = [], 0, None
+        self.trail = []
         while True:
             sep = "&" if "?" in path else "?"
-            url = f"{path}{sep}l={limit}" + (f"&c={cursor}" if cursor else "")
+            url = f"{path}{sep}l={limit}" + (f"&c={cursor}" if cursor is not None else "")
             reply = self.sim.api("GET", url)
             self.assertEqual(reply.status, 200, reply.body)
             body = reply.json()
@@ -292,50 +424,102 @@ class EndpointTests(SimTestCase):
             items += body[key]
             pages += 1
             if style == "cursors":
+                self.assertPagination(pag)
                 self.assertNotIn("next_cursor", pag)
+                self.trail.append(pag["cursors"])
                 cursor = pag["cursors"][1] if len(pag["cursors"]) > 1 else None
             else:
                 self.assertNotIn("cursors", pag)
                 cursor = pag["next_cursor"]
+                self.trail.append(cursor)
+                if cursor is not None:
+                    kind = int if style == "next_cursor_int" else str
+                    self.assertIs(type(cursor), kind)
             if cursor is None:
                 return items, pages, pag["count"]
             self.assertLess(pages, 100, "pagination does not end")
 
-    def test_targets_paging_both_styles(self):
+    def test_targets_paging_every_style(self):
         self.sim.add_targets(*[{"target_id": tid(i), "address": f"https://t{i}.test"}
                                for i in range(1, 231)])
-        for style in ("cursors", "next_cursor"):
-            self.sim.ctl("POST", "/config", {"pagination": style})
-            targets, pages, count = self._collect_pages("/targets", "targets", style, 100)
-            self.assertEqual(pages, 3)
-            self.assertEqual(count, 231)
-            ids = [t["target_id"] for t in targets]
-            self.assertEqual(ids, [BUILTIN_TARGET] + [tid(i) for i in range(1, 231)])
-            for t in targets[:2]:
-                self.assertEqual(set(t) >= {"target_id", "address", "description",
-                                            "criticality"}, True)
+        trails = {"cursors": [["0", "100"], ["100", "200"], ["200"]],
+                  "next_cursor": ["100", "200", None],
+                  "next_cursor_int": [100, 200, None]}
+        for style, trail in trails.items():
+            with self.subTest(style=style):
+                self.sim.config(pagination=style)
+                targets, pages, count = self._collect_pages("/targets", "targets", style, 100)
+                self.assertEqual((pages, count), (3, 231))
+                self.assertEqual(self.trail, trail)      # offsets, as the spec's ?c=2&l=1
+                ids = [t["target_id"] for t in targets]
+                self.assertEqual(ids, [BUILTIN_TARGET] + [tid(i) for i in range(1, 231)])
+                for t in targets[:2]:
+                    self.assertTrue(set(t) >= {"target_id", "address", "description",
+                                               "criticality"})
+        # The spec's example: ?c=2&l=1 is the third item.
+        self.sim.config(pagination="cursors")
+        page = self.sim.api("GET", "/targets?c=2&l=1").json()
+        self.assertEqual([t["target_id"] for t in page["targets"]], [tid(2)])
+        self.assertEqual(page["pagination"]["cursors"], ["2", "3"])
+        past_end = self.sim.api("GET", "/targets?c=500").json()
+        self.assertEqual((past_end["targets"], past_end["pagination"]["cursors"]), ([], ["500"]))
+        for bad in ("abc", "-1", "1.5", "1234567890"):
+            with self.subTest(cursor=bad):
+                self.assertError(self.sim.api("GET", f"/targets?c={bad}"), 400, "Invalid cursor")
+
+    def test_target_items_follow_the_spec(self):
+        self.sim.add_targets({"target_id": tid(1), "duration_scale": 10000})
+        before = self.sim.api("GET", "/targets").json()["targets"]
+        for t in before:
+            self.assertKeys(t, TARGET_KEYS | TARGET_INFO_KEYS)
+            self.assertFalse([k for k in t if k.startswith("last_scan")], t)   # no nulls
+            self.assertNotIn(None, t.values())
+        scan_id = self.sim.launch_id(tid(1))
+        t = self.sim.api("GET", "/targets").json()["targets"][1]
+        self.assertEqual((t["last_scan_id"], t["last_scan_session_status"]),
+                         (scan_id, "scheduled"))
+        self.assertRegex(t["last_scan_date"], ISO_RE)
+        self.assertNotIn("last_scan_session_id", t)          # no session yet
+        self.assertNotIn(None, t.values())
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "processing"})
+        t = self.sim.api("GET", "/targets").json()["targets"][1]
+        self.assertEqual(t["last_scan_session_id"], self.sim.session(scan_id)["scan_session_id"])
+        self.assertEqual(t["last_scan_session_status"], "processing")
+        self.assertFalse([k for k in self.sim.api("GET", "/targets").json()["targets"][0]
+                          if k.startswith("last_scan")])
+        # Targets have no filter keys in the spec: any q is refused.
+        self.assertError(self.sim.api("GET", f"/targets?q=target_id:{tid(1)}"), 400)
+        self.assertEqual(self.sim.api("GET", "/targets?q=").status, 200)
 
     def test_launch_response_and_scan_id_modes(self):
+        # The spec: the id only in Location; the body a ScanItemResponse without it.
         reply = self.sim.launch(profile_id=HIGH_RISK)
         body = reply.json()
         self.assertEqual(reply.status, 201)
-        self.assertEqual(reply.headers["location"], f"/api/v1/scans/{body['scan_id']}")
+        self.assertNotIn("scan_id", body)
+        self.assertRegex(reply.headers["location"], r"^/api/v1/scans/[0-9a-f-]{36}$")
+        scan_id = self.sim.scan_id_of(reply)
+        self.assertRegex(scan_id, UUID_RE)
+        self.assertScanItem(body)
         self.assertEqual(body["profile_id"], HIGH_RISK)
+        self.assertEqual(body["profile_name"], "High Risk")
         self.assertEqual(body["target_id"], BUILTIN_TARGET)
+        self.assertEqual(body["target"]["address"], "https://demo.testfire.net")
         self.assertEqual(body["schedule"], {"disable": False, "time_sensitive": False,
                                             "triggerable": False})
-        self.assertEqual((body["continuous"], body["incremental"], body["max_scan_time"]),
-                         (False, False, 0))
-        self.assertEqual(body["user_authorized_to_scan"], "yes")
-        self.assertRegex(body["next_run"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
+        self.assertEqual((body["incremental"], body["max_scan_time"]), (False, 0))
+        self.assertNotIn("continuous", body)
+        self.assertNotIn("user_authorized_to_scan", body)
+        self.assertRegex(body["next_run"], ISO_RE)
+        self.assertEqual(body["current_session"]["status"], "scheduled")
+        self.assertEqual(self.sim.api("GET", f"/scans/{scan_id}").json()["scan_id"], scan_id)
 
-        self.sim.ctl("POST", "/config", {"scan_id_in": "location"})
+        self.sim.config(scan_id_in="body+location")      # the seed: both
         reply = self.sim.launch()
-        self.assertNotIn("scan_id", reply.json())
-        scan_id = reply.headers["location"].rsplit("/", 1)[1]
-        self.assertEqual(self.sim.api("GET", f"/scans/{scan_id}").status, 200)
+        self.assertEqual(reply.headers["location"], f"/api/v1/scans/{reply.json()['scan_id']}")
+        self.assertScanItem(reply.json())
 
-        self.sim.ctl("POST", "/config", {"scan_id_in": "body"})
+        self.sim.config(scan_id_in="body")               # a server that forgets Location
         reply = self.sim.launch()
         self.assertNotIn("location", reply.headers)
         self.assertEqual(self.sim.api("GET", f"/scans/{reply.json()['scan_id']}").status, 200)
@@ -350,23 +534,54 @@ class EndpointTests(SimTestCase):
     def test_launch_validation(self):
         good = {"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
                 "profile_id": FULL_SCAN, "schedule": {"disable": False}}
+
+        def schedule(**fields):
+            return dict(good, schedule=dict(good["schedule"], **fields))
+
         self.assertError(self.sim.api("POST", "/scans", b"{not json"), 400)
         self.assertError(self.sim.api("POST", "/scans", b"[1,2]"), 422)
         cases = [
             ({k: v for k, v in good.items() if k != "target_id"}, "target_id"),
             (dict(good, target_id="not-a-uuid"), "target_id"),
             (dict(good, profile_id=17), "profile_id"),
+            ({k: v for k, v in good.items() if k != "profile_id"}, "profile_id"),
             (dict(good, user_authorized_to_scan="no"), "user_authorized_to_scan"),
             ({k: v for k, v in good.items() if k != "user_authorized_to_scan"},
              "user_authorized_to_scan"),
             ({k: v for k, v in good.items() if k != "schedule"}, "schedule"),
-            (dict(good, schedule={"disable": "no"}), "schedule.disable"),
+            (dict(good, schedule="now"), "schedule"),
+            (dict(good, report_template_id="developer"), "report_template_id"),
+            (dict(good, max_scan_time="60"), "max_scan_time"),
+            (dict(good, max_scan_time=1.5), "max_scan_time"),
+            (dict(good, incremental="yes"), "incremental"),
+            (schedule(disable="no"), "schedule.disable"),
+            (schedule(time_sensitive=1), "schedule.time_sensitive"),
+            (schedule(triggerable=None), "schedule.triggerable"),
+            (schedule(history_limit=50), "schedule.history_limit"),
+            (schedule(history_limit=-1), "schedule.history_limit"),
+            (schedule(history_limit=True), "schedule.history_limit"),
+            (schedule(recurrence="R" * 300), "schedule.recurrence"),
+            (schedule(recurrence=7), "schedule.recurrence"),
+            (schedule(start_date="tomorrow"), "schedule.start_date"),
+            (schedule(start_date="2030-01-01"), "schedule.start_date"),
+            (schedule(start_date="2030-01-01 10:00:00Z"), "schedule.start_date"),
+            (schedule(start_date="2030-01-01T10:00:00"), "schedule.start_date"),
+            (schedule(start_date="2030-02-30T10:00:00Z"), "schedule.start_date"),
+            (schedule(start_date="2030-01-01T25:00:00Z"), "schedule.start_date"),
+            (schedule(start_date=20300101), "schedule.start_date"),
         ]
         for body, field in cases:
-            with self.subTest(field=field):
-                err = self.assertError(self.sim.api("POST", "/scans", body), 422)
+            with self.subTest(field=field, body=body):
+                err = self.assertError(self.sim.api("POST", "/scans", body), 422,
+                                       "Validation error")
                 self.assertTrue(any(d.startswith(field + ":") for d in err["details"]),
                                 err["details"])
+        # Every problem is named at once.
+        err = self.assertError(self.sim.api("POST", "/scans", {"schedule": {
+            "history_limit": 11}}), 422)
+        self.assertEqual(sorted(d.split(":")[0] for d in err["details"]),
+                         ["profile_id", "schedule.history_limit", "target_id",
+                          "user_authorized_to_scan"])
         self.assertError(self.sim.api("POST", "/scans", dict(good, target_id=tid(999))),
                          404, "Target not found")
         self.assertError(self.sim.api("POST", "/scans", dict(
@@ -374,84 +589,255 @@ class EndpointTests(SimTestCase):
             404, "Scanning profile not found")
         self.assertEqual(self.sim.ctl("GET", "/scans")["scans"], [])
         launches = [e for e in self.sim.log()["entries"] if "created_scan_id" in e]
-        self.assertEqual(len(launches), 11)
+        self.assertEqual(len(launches), 2 + len(cases) + 3)
         self.assertTrue(all(e["created_scan_id"] is None for e in launches))
         self.assertEqual(launches[-1]["profile_id"], "11111111-1111-1111-1111-111111111114")
 
-    def test_get_scan_both_shapes(self):
+        # The limits themselves are accepted, and the spec's fields echoed.
+        recurrence = "DTSTART:20180112T003000Z\nFREQ=WEEKLY;INTERVAL=3;BYDAY=TH"
+        full = dict(good, report_template_id="11111111-1111-1111-1111-11111111111A",
+                    max_scan_time=60, incremental=True,
+                    schedule={"disable": False, "time_sensitive": True, "triggerable": False,
+                              "history_limit": 10, "start_date": None,
+                              "recurrence": recurrence.ljust(256, ";")})
+        reply = self.sim.api("POST", "/scans", full)
+        self.assertEqual(reply.status, 201, reply.body)
+        body = reply.json()
+        self.assertScanItem(body)
+        self.assertEqual(body["schedule"], {"disable": False, "time_sensitive": True,
+                                            "triggerable": False, "history_limit": 10,
+                                            "recurrence": recurrence.ljust(256, ";")})
+        self.assertEqual((body["report_template_id"], body["max_scan_time"], body["incremental"]),
+                         ("11111111-1111-1111-1111-11111111111a", 60, True))
+        for start_date in ("2020-01-01T00:00:00Z", "2020-01-01T00:00:00.5+02:00",
+                           "9999-12-31T23:59:59.999999Z"):
+            with self.subTest(start_date=start_date):
+                self.sim.launch(schedule={"disable": False, "start_date": start_date})
+        self.assertEqual(self.sim.api("GET", "/scans").json()["pagination"]["count"], 4)
+
+    def test_get_scan_every_shape(self):
         scan_id = self.sim.launch_id()
         self.sim.wait_status(scan_id, "completed")
+        # The spec's ScanItemResponse; its ScanInfo has no end_date.
+        single = self.sim.api("GET", f"/scans/{scan_id}").json()
+        self.assertScanItem(single)
+        for key in ("scan_id", "target_id", "profile_id", "profile_name", "schedule", "target",
+                    "criticality", "manual_intervention", "next_run", "current_session",
+                    "start_date", "incremental", "max_scan_time"):
+            self.assertIn(key, single)
+        self.assertEqual(single["scan_id"], scan_id)
+        self.assertEqual(single["target"]["address"], "https://demo.testfire.net")
+        self.assertEqual(single["profile_name"], "Full Scan")
+        cs = single["current_session"]
+        self.assertEqual(set(cs), SCAN_INFO_KEYS)
+        self.assertEqual((cs["status"], cs["progress"]), ("completed", 100))
+        self.assertEqual(cs["start_date"], single["start_date"])
+        counts = expected_final_counts(BUILTIN_TARGET)
+        self.assertEqual(cs["severity_counts"], counts)
+        self.assertEqual(cs["threat"], threat_of(counts))
+        self.assertEqual(cs["event_level"], 0)
+        self.assertIs(cs["acusensor"], False)
+        end_date = self.sim.results(scan_id)[0]["end_date"]   # the spec puts it here
+
+        self.sim.config(session_end_date=True)                # the seed's ScanInfo
+        cs2 = self.sim.api("GET", f"/scans/{scan_id}").json()["current_session"]
+        self.assertEqual(cs2, dict(cs, end_date=end_date))
+
+        self.sim.config(shape="wrapped", session_end_date=False)   # the seed's shape
         wrapped = self.sim.api("GET", f"/scans/{scan_id}").json()
         self.assertEqual(list(wrapped), ["scans"])
         self.assertEqual(len(wrapped["scans"]), 1)
         item = wrapped["scans"][0]
+        self.assertEqual(set(item), {"scan_id", "current_session"})
         self.assertEqual(item["scan_id"], scan_id)
-        session = item["current_session"]
-        self.assertEqual(set(session), {"scan_session_id", "status", "progress",
-                                        "severity_counts", "start_date", "end_date"})
-        self.assertEqual((session["status"], session["progress"]), ("completed", 100))
+        self.assertEqual(item["current_session"], dict(cs, end_date=end_date))
+        # The list keeps the spec's items whatever the shape of GET /scans/{id}.
+        listed = self.sim.api("GET", "/scans").json()["scans"][0]
+        self.assertScanItem(listed)
+        self.assertEqual(listed["current_session"], cs)
 
-        self.sim.ctl("POST", "/config", {"shape": "single"})
+    def test_dates_variant(self):
+        self.sim.add_targets({"target_id": tid(6), "severity_counts": {"low": 1}})
+        scan_id = self.sim.launch_id(tid(6))
+        sid = self.sim.wait_status(scan_id, "completed")["scan_session_id"]
+        vulns = f"/scans/{scan_id}/results/{sid}/vulnerabilities"
+
+        def dates():
+            item = self.sim.api("GET", f"/scans/{scan_id}").json()
+            listed = self.sim.api("GET", "/scans").json()["scans"][0]
+            result = self.sim.results(scan_id)[0]
+            target = self.sim.api("GET", "/targets").json()["targets"][1]
+            vuln = self.sim.api("GET", vulns).json()["vulnerabilities"][0]
+            return [item["next_run"], item["start_date"], item["current_session"]["start_date"],
+                    listed["start_date"], listed["current_session"]["start_date"],
+                    result["start_date"], result["end_date"], target["last_scan_date"],
+                    vuln["first_seen"], vuln["last_seen"]]
+
+        spec = dates()                                   # the spec's: with the UTC offset
+        for date in spec:
+            self.assertRegex(date, ISO_RE)
+        self.sim.config(dates="naive")                   # no zone: UTC implied
+        self.assertEqual(dates(), [date[:-len("+00:00")] for date in spec])
+        self.sim.config(dates="offset")
+        self.assertEqual(dates(), spec)
+
+    def test_session_before_start(self):
+        self.sim.add_targets({"target_id": tid(4), "duration_scale": 10000})
+        reply = self.sim.launch(tid(4))
+        scan_id = self.sim.scan_id_of(reply)
+        # Default: the status and counts, no session id or start date yet.
+        for session in (reply.json()["current_session"], self.sim.session(scan_id)):
+            self.assertScanInfo(session)
+            self.assertEqual(set(session), {"status", "progress", "severity_counts", "threat",
+                                            "event_level", "acusensor"})
+            self.assertEqual((session["status"], session["progress"]), ("scheduled", 0))
         single = self.sim.api("GET", f"/scans/{scan_id}").json()
-        for key in ("scan_id", "target_id", "profile_id", "profile_name", "schedule", "target",
-                    "criticality", "manual_intervention", "next_run", "current_session"):
-            self.assertIn(key, single)
-        self.assertEqual(single["target"]["address"], "https://demo.testfire.net")
-        self.assertEqual(single["profile_name"], "Full Scan")
-        cs = single["current_session"]
-        counts = expected_final_counts(BUILTIN_TARGET)
-        self.assertEqual(cs["severity_counts"], counts)
-        threat = next((LEVEL[k] for k in SEVERITIES[:4] if counts[k]), 0)
-        self.assertEqual(cs["threat"], threat)
-        self.assertIn("event_level", cs)
-        self.assertIs(cs["acusensor"], False)
-        self.assertEqual(cs["scan_session_id"], session["scan_session_id"])
+        self.assertNotIn("start_date", single)
+
+        self.sim.config(session_before_start="empty")
+        self.assertEqual(self.sim.session(scan_id), {})
+        self.assertEqual(self.sim.api("GET", "/scans").json()["scans"][0]["current_session"], {})
+        self.assertEqual(self.sim.launch(tid(4)).json()["current_session"], {})
+        self.sim.config(shape="wrapped")
+        self.assertEqual(self.sim.api("GET", f"/scans/{scan_id}").json(),
+                         {"scans": [{"scan_id": scan_id, "current_session": {}}]})
+        self.sim.config(shape="single")
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "starting"})
+        session = self.sim.session(scan_id)
+        self.assertEqual(session["status"], "starting")
+        self.assertRegex(session["scan_session_id"], UUID_RE)
+        self.assertRegex(session["start_date"], ISO_RE)
 
     def test_list_scans_filter_and_paging(self):
-        self.sim.add_targets({"target_id": tid(1)}, {"target_id": tid(2), "outcome": "failed",
-                                                     "duration_scale": 1000})
+        self.sim.add_targets({"target_id": tid(1), "criticality": 30},
+                             {"target_id": tid(2), "outcome": "failed", "duration_scale": 1000})
         made = []
         for i in range(23):
             target = tid(1) if i % 2 else tid(2)
             profile = HIGH_RISK if i % 3 == 0 else FULL_SCAN
             made.append((self.sim.launch_id(target, profile), target, profile))
-        for style in ("cursors", "next_cursor"):
-            self.sim.ctl("POST", "/config", {"pagination": style})
-            scans, pages, count = self._collect_pages("/scans", "scans", style, 5)
-            self.assertEqual((pages, count), (5, 23))
-            self.assertEqual([s["scan_id"] for s in scans], [m[0] for m in reversed(made)])
-            self.assertIn("profile_name", scans[0])   # list items use the single shape
-            expected = [m[0] for m in reversed(made) if m[1] == tid(1)]
-            scans, _, count = self._collect_pages(f"/scans?q=target_id:{tid(1)}", "scans",
-                                                  style, 4)
-            self.assertEqual(([s["scan_id"] for s in scans], count), (expected, len(expected)))
-            expected = [m[0] for m in reversed(made) if m[1] == tid(2) and m[2] == HIGH_RISK]
-            scans, _, _ = self._collect_pages(
-                f"/scans?q=target_id:{tid(2)};profile_id:{HIGH_RISK}", "scans", style, 100)
-            self.assertEqual([s["scan_id"] for s in scans], expected)
+        for style in ("cursors", "next_cursor", "next_cursor_int"):
+            with self.subTest(style=style):
+                self.sim.config(pagination=style)
+                scans, pages, count = self._collect_pages("/scans", "scans", style, 5)
+                self.assertEqual((pages, count), (5, 23))
+                self.assertEqual([s["scan_id"] for s in scans], [m[0] for m in reversed(made)])
+                for scan in scans:
+                    self.assertScanItem(scan)            # list items are ScanItemResponses
+                expected = [m[0] for m in reversed(made) if m[1] == tid(1)]
+                for key in ("target_id", "target"):
+                    scans, _, count = self._collect_pages(f"/scans?q={key}:{tid(1)}", "scans",
+                                                          style, 4)
+                    self.assertEqual(([s["scan_id"] for s in scans], count),
+                                     (expected, len(expected)))
+                expected = [m[0] for m in reversed(made) if m[1] == tid(2) and m[2] == HIGH_RISK]
+                scans, _, _ = self._collect_pages(
+                    f"/scans?q=target_id:{tid(2)};profile_id:{HIGH_RISK}", "scans", style, 100)
+                self.assertEqual([s["scan_id"] for s in scans], expected)
+
+        def count(q):
+            reply = self.sim.api("GET", f"/scans?q={q}")
+            self.assertEqual(reply.status, 200, reply.body)
+            return reply.json()["pagination"]["count"]
+
         self.sim.wait_status(made[-2][0], "completed")     # the tid(1) scans are done,
-        reply = self.sim.api("GET", "/scans?q=status:scheduled,queued,starting,processing")
-        self.assertEqual(reply.json()["pagination"]["count"], 12)   # the tid(2) ones crawl
-        reply = self.sim.api("GET", "/scans?q=status:completed;target_id:" + tid(2))
-        self.assertEqual(reply.json()["pagination"]["count"], 0)
+        self.assertEqual(count("scan_status:scheduled,queued,starting,processing"), 12)
+        self.assertEqual(count("scan_status:completed;target_id:" + tid(2)), 0)
+        self.assertEqual(count("scan_status:completed"), 11)
+        self.assertEqual(count(f"profile_id:{HIGH_RISK}"), 8)
+        self.assertEqual(count(f"profile_id:{HIGH_RISK.upper()},{FULL_SCAN}"), 23)
+        self.assertEqual(count("business_criticality:30"), 11)
+        self.assertEqual(count("business_criticality:30,10"), 23)
+        self.assertEqual(count("business_criticality:20"), 0)
+        threat = threat_of(expected_final_counts(tid(1)))   # the tid(2) ones found nothing yet
+        self.assertEqual(count(f"threat:{threat}"), 11 + (12 if threat == 0 else 0))
+        self.assertEqual(count("threat:0,1,2,3,4"), 23)
+        self.assertEqual(count(f"threat:{threat};target_id:{tid(2)}"), 12 if threat == 0 else 0)
+        self.assertEqual(count(f"group_id:{tid(50)}"), 0)   # the simulator has no groups
+        self.assertEqual(count(f"target_id:{tid(1)},{tid(2)}"), 23)
+
         self.assertError(self.sim.api("GET", "/scans?l=0"), 400)
         self.assertError(self.sim.api("GET", "/scans?l=101"), 400)
         self.assertError(self.sim.api("GET", "/scans?l=abc"), 400)
-        self.assertError(self.sim.api("GET", "/scans?c=garbage!!"), 400)
-        self.assertError(self.sim.api("GET", "/scans?q=color:red"), 400)
-        self.assertError(self.sim.api("GET", "/scans?q=target_id"), 400)
-        self.sim.ctl("POST", "/config", {"pagination": "cursors"})
-        next_cursor = self.sim.api("GET", "/scans?l=5").json()["pagination"]["cursors"][1]
-        self.assertError(self.sim.api("GET", f"/scans?l=5&q=target_id:{tid(1)}&c={next_cursor}"),
-                         400)
-        self.assertError(self.sim.api("GET", f"/targets?c={next_cursor}"), 400)
+        self.assertError(self.sim.api("GET", "/scans?c=garbage!!"), 400, "Invalid cursor")
+        for q in ("status:completed", "color:red", "target_id", "target_id:",
+                  f"target:{tid(1)},{tid(2)}"):
+            with self.subTest(q=q):
+                self.assertError(self.sim.api("GET", f"/scans?q={q}"), 400)
+        err = self.assertError(self.sim.api("GET", "/scans?q=status:completed"), 400)
+        for key in SCAN_FILTER_KEYS:
+            self.assertIn(key, err["details"][0])
 
-    def test_new_scans_do_not_shift_pages(self):
-        ids = [self.sim.launch_id() for _ in range(6)]
+        # Offset cursors are not tied to the query; opaque ones are.
+        self.sim.config(pagination="cursors")
+        next_cursor = self.sim.api("GET", "/scans?l=5").json()["pagination"]["cursors"][1]
+        self.assertEqual(next_cursor, "5")
+        reply = self.sim.api("GET", f"/scans?l=5&q=target_id:{tid(1)}&c={next_cursor}")
+        self.assertEqual([s["scan_id"] for s in reply.json()["scans"]],
+                         [m[0] for m in reversed(made) if m[1] == tid(1)][5:10])
+        self.sim.config(cursors="opaque")
+        next_cursor = self.sim.api("GET", "/scans?l=5").json()["pagination"]["cursors"][1]
+        self.assertNotRegex(next_cursor, r"^\d+$")
+        self.assertError(self.sim.api("GET", f"/scans?l=5&q=target_id:{tid(1)}&c={next_cursor}"),
+                         400, "Invalid cursor")
+        self.assertError(self.sim.api("GET", f"/targets?c={next_cursor}"), 400, "Invalid cursor")
+        self.assertError(self.sim.api("GET", "/scans?c=5"), 400, "Invalid cursor")
+
+    def test_scan_filter_ignore_variant(self):
+        self.sim.add_targets({"target_id": tid(1)})
+        ids = [self.sim.launch_id(), self.sim.launch_id(tid(1))]
+        only = self.sim.api("GET", f"/scans?q=target_id:{tid(1)}").json()
+        self.assertEqual([s["scan_id"] for s in only["scans"]], ids[1:])
+        self.sim.config(scan_filter="ignore")
+        for q in (f"target_id:{tid(1)}", "scan_status:failed", f"group_id:{tid(9)}"):
+            with self.subTest(q=q):
+                body = self.sim.api("GET", f"/scans?q={q}").json()
+                self.assertEqual([s["scan_id"] for s in body["scans"]], ids[::-1])
+                self.assertEqual(body["pagination"]["count"], 2)
+        # The keys are still checked: only the filtering is skipped.
+        self.assertError(self.sim.api("GET", "/scans?q=status:failed"), 400)
+
+    def test_offset_cursors_shift_when_a_scan_leaves_the_list(self):
+        self.sim.add_targets({"target_id": tid(3), "duration_scale": 10000})
+        ids = [self.sim.launch_id(tid(3)) for _ in range(6)]    # newest first: ids[5] .. ids[0]
+        q = "q=scan_status:scheduled&l=3"
+        page1 = self.sim.api("GET", f"/scans?{q}").json()
+        self.assertEqual([s["scan_id"] for s in page1["scans"]], ids[:2:-1])
+        self.assertEqual(page1["pagination"]["cursors"], ["0", "3"])
+        # A scan of the first page leaves the filtered list: the offsets shift,
+        # and ids[2] is on neither page, as on a real server.
+        self.assertEqual(self.sim.api("POST", f"/scans/{ids[5]}/abort").status, 204)
+        page2 = self.sim.api("GET", f"/scans?{q}&c=3").json()
+        self.assertEqual([s["scan_id"] for s in page2["scans"]], [ids[1], ids[0]])
+        self.assertEqual((page2["pagination"]["count"], page2["pagination"]["cursors"]),
+                         (5, ["3"]))
+        # A new scan shifts them the other way: ids[3] comes again.
         page1 = self.sim.api("GET", "/scans?l=3").json()
-        self.sim.launch_id()
+        self.sim.launch_id(tid(3))
+        page2 = self.sim.api("GET", f"/scans?l=3&c={page1['pagination']['cursors'][1]}").json()
+        self.assertEqual([s["scan_id"] for s in page2["scans"]], [ids[3], ids[2], ids[1]])
+
+    def test_opaque_cursors_do_not_shift(self):
+        self.sim.config(cursors="opaque")
+        self.sim.add_targets({"target_id": tid(3), "duration_scale": 10000})
+        ids = [self.sim.launch_id(tid(3)) for _ in range(6)]
+        q = "q=scan_status:scheduled&l=3"
+        page1 = self.sim.api("GET", f"/scans?{q}").json()
+        self.assertEqual([s["scan_id"] for s in page1["scans"]], ids[:2:-1])
+        self.assertPagination(page1["pagination"])
+        cursor = page1["pagination"]["cursors"][1]
+        self.assertEqual(self.sim.api("POST", f"/scans/{ids[5]}/abort").status, 204)
+        page2 = self.sim.api("GET", f"/scans?{q}&c={cursor}").json()
+        self.assertEqual([s["scan_id"] for s in page2["scans"]], ids[2::-1])
+        self.assertEqual(len(page2["pagination"]["cursors"]), 1)
+        page1 = self.sim.api("GET", "/scans?l=3").json()
+        self.sim.launch_id(tid(3))
         page2 = self.sim.api("GET", f"/scans?l=3&c={page1['pagination']['cursors'][1]}").json()
         self.assertEqual([s["scan_id"] for s in page2["scans"]], ids[2::-1])
+        # next_cursor_int cannot carry an opaque cursor: it stays a string.
+        self.sim.config(pagination="next_cursor_int")
+        nxt = self.sim.api("GET", "/scans?l=3").json()["pagination"]["next_cursor"]
+        self.assertIsInstance(nxt, str)
 
     def test_results_and_vulnerabilities(self):
         self.sim.add_targets({"target_id": tid(5), "duration_scale": 10000},
@@ -462,22 +848,32 @@ class EndpointTests(SimTestCase):
         results = self.sim.api("GET", f"/scans/{waiting}/results").json()
         self.assertEqual(results["results"], [])
         self.assertEqual(results["pagination"]["count"], 0)
+        self.assertPagination(results["pagination"])
         self.assertNotIn("scan_session_id", self.sim.session(waiting))
 
         scan_id = self.sim.launch_id(tid(6))
         session = self.sim.wait_status(scan_id, "completed")
+        self.assertNotIn("end_date", session)
         sid = session["scan_session_id"]
-        results = self.sim.api("GET", f"/scans/{scan_id}/results").json()["results"]
+        results = self.sim.api("GET", f"/scans/{scan_id}/results").json()
+        self.assertPagination(results["pagination"])
+        results = results["results"]
         self.assertEqual(len(results), 1)
+        self.assertKeys(results[0], RESULT_KEYS)
         self.assertEqual(results[0]["result_id"], sid)
         self.assertEqual(results[0]["scan_id"], scan_id)
         self.assertEqual(results[0]["status"], "completed")
         self.assertEqual(results[0]["start_date"], session["start_date"])
-        self.assertEqual(results[0]["end_date"], session["end_date"])
+        self.assertRegex(results[0]["end_date"], ISO_RE)           # the end date is here
+        self.assertGreater(results[0]["end_date"], results[0]["start_date"])
+        self.sim.config(session_end_date=True)
+        self.assertEqual(self.sim.session(scan_id)["end_date"], results[0]["end_date"])
+        self.sim.config(session_end_date=False)
 
         vulns, pages, count = self._collect_pages(
             f"/scans/{scan_id}/results/{sid}/vulnerabilities", "vulnerabilities", "cursors", 7)
         self.assertEqual((len(vulns), count, pages), (20, 20, 3))
+        self.assertEqual(self.trail, [["0", "7"], ["7", "14"], ["14"]])
         by_level = {}
         for v in vulns:
             by_level[v["severity"]] = by_level.get(v["severity"], 0) + 1
@@ -485,6 +881,7 @@ class EndpointTests(SimTestCase):
                                       "confidence", "affects_url", "affects_detail", "status",
                                       "target_id", "loc_id", "first_seen", "last_seen",
                                       "tags", "archived"})
+            self.assertKeys(v, VULN_KEYS)
             self.assertIn(v["status"], ("open", "fixed", "ignored", "false_positive"))
             self.assertTrue(v["affects_url"].startswith("https://shop.example.test/"))
             self.assertEqual(v["target_id"], tid(6))
@@ -493,15 +890,29 @@ class EndpointTests(SimTestCase):
         names = {v["vt_name"] for v in vulns}
         self.assertTrue(names & {"SQL injection", "Blind SQL injection", "OS command injection",
                                  "XML external entity injection"})
+        # The spec documents no filter keys for this list.
+        base = f"/scans/{scan_id}/results"
+        self.assertError(self.sim.api("GET", f"{base}/{sid}/vulnerabilities?q=severity:4"), 400)
 
-        detail = self.sim.api(
-            "GET", f"/scans/{scan_id}/results/{sid}/vulnerabilities/{vulns[0]['vuln_id']}")
+        detail = self.sim.api("GET", f"{base}/{sid}/vulnerabilities/{vulns[0]['vuln_id']}")
         self.assertEqual(detail.status, 200)
         detail = detail.json()
-        for key in ("request", "details", "highlights", "response_info", "description"):
+        self.assertKeys(detail, VULN_DETAIL_KEYS)
+        for key in ("request", "details", "highlights", "response_info", "description",
+                    "impact", "recommendation", "references"):
             self.assertIn(key, detail)
         self.assertEqual(detail["vuln_id"], vulns[0]["vuln_id"])
-        base = f"/scans/{scan_id}/results"
+        self.assertEqual(detail["response_info"], "")
+        self.assertTrue(detail["highlights"])
+        for highlight in detail["highlights"]:
+            self.assertEqual(set(highlight), {"index", "length", "in"})
+            self.assertEqual(highlight["in"], "request")
+            self.assertIsInstance(highlight["index"], int)
+            self.assertIsInstance(highlight["length"], int)
+            self.assertLessEqual(highlight["index"] + highlight["length"],
+                                 len(detail["request"]))
+        for ref in detail["references"]:
+            self.assertEqual(set(ref), {"rel", "href"})
         self.assertError(self.sim.api("GET", f"{base}/{sid}/vulnerabilities/nope"), 404)
         self.assertError(self.sim.api("GET", f"{base}/{tid(77)}/vulnerabilities"), 404)
         self.assertError(self.sim.api("GET", f"/scans/{tid(77)}/results"), 404)
@@ -555,7 +966,7 @@ class TimelineTests(SimTestCase):
     }
 
     def test_every_outcome(self):
-        self.sim.ctl("POST", "/config", {"time_scale": 0.04})
+        self.sim.config(time_scale=0.04)
         scans = {}
         for n, outcome in enumerate(self.EXPECTED, start=20):
             self.sim.add_targets({"target_id": tid(n), "outcome": outcome,
@@ -573,7 +984,7 @@ class TimelineTests(SimTestCase):
                 if outcome in done:
                     continue
                 conn.request("GET", f"/api/v1/scans/{scan_id}", headers={"X-Auth": TOKEN})
-                s = json.loads(conn.getresponse().read())["scans"][0]["current_session"]
+                s = json.loads(conn.getresponse().read())["current_session"]
                 if not seen[outcome] or seen[outcome][-1] != s["status"]:
                     seen[outcome].append(s["status"])
                 progress[outcome].append(s["progress"])
@@ -581,7 +992,9 @@ class TimelineTests(SimTestCase):
                 before_start = s["status"] in ("scheduled", "queued")
                 self.assertEqual("scan_session_id" in s, not before_start, s)
                 self.assertEqual("start_date" in s, not before_start, s)
-                self.assertEqual("end_date" in s, s["status"] in TERMINAL, s)
+                self.assertScanInfo(s)                   # never an end_date (spec)
+                if s["status"] != "under_review":        # the invented status
+                    self.assertIn(s["status"], SCAN_INFO_STATUSES)
                 if "scan_session_id" in s:
                     session_ids[outcome].add(s["scan_session_id"])
                 if seen[outcome] == self.EXPECTED[outcome] and (
@@ -603,10 +1016,20 @@ class TimelineTests(SimTestCase):
         self.assertEqual(last["completed"]["progress"], 100)
         self.assertEqual(last["completed"]["severity_counts"], expected_final_counts(tid(20)))
         self.assertLess(last["failed"]["progress"], 99)
+        self.assertEqual(last["failed"]["event_level"], 2)
         self.assertEqual(last["unknown"]["progress"], 100)
         self.assertEqual(last["stuck_unknown"]["status"], "under_review")
-        for outcome in ("completed", "failed", "aborted", "unknown"):
-            self.assertGreater(last[outcome]["end_date"], last[outcome]["start_date"])
+        # The end date is on the scan's results, for terminal statuses only.
+        for outcome, scan_id in scans.items():
+            with self.subTest(results=outcome):
+                result, = self.sim.results(scan_id)
+                self.assertEqual((result["status"], result["result_id"], result["start_date"]),
+                                 (last[outcome]["status"], last[outcome]["scan_session_id"],
+                                  last[outcome]["start_date"]))
+                if outcome in ("completed", "failed", "aborted", "unknown"):
+                    self.assertGreater(result["end_date"], result["start_date"])
+                else:
+                    self.assertNotIn("end_date", result)
         # The control API sees the same scans.
         control = {s["scan_id"]: s for s in self.sim.ctl("GET", "/scans")["scans"]}
         self.assertEqual(control[scans["failed"]]["status"], "failed")
@@ -623,7 +1046,8 @@ class TimelineTests(SimTestCase):
             self.assertNotIn(self.sim.session(scan_id)["status"], ("completed", "failed"))
         third = self.sim.session(scan_id)
         self.assertEqual((third["status"], third["progress"]), ("completed", 100))
-        self.assertIn("end_date", third)
+        self.assertNotIn("end_date", third)
+        self.assertIn("end_date", self.sim.results(scan_id)[0])
         self.assertEqual(third["severity_counts"], expected_final_counts(tid(30)))
         self.assertEqual(self.sim.session(scan_id)["status"], "completed")
         self.assertEqual(self.sim.session(self.sim.launch_id(tid(31)))["status"], "failed")
@@ -643,15 +1067,18 @@ class TimelineTests(SimTestCase):
         self.assertEqual((reply.status, reply.body), (204, b""))
         session = self.sim.session(scan_id)
         self.assertEqual((session["status"], session["progress"]), ("aborting", 40))
-        self.assertNotIn("end_date", session)
+        self.assertNotIn("end_date", self.sim.results(scan_id)[0])
         self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/abort").status, 204)
         session = self.sim.wait_status(scan_id, "aborted")
         self.assertEqual(session["progress"], 40)
-        self.assertIn("end_date", session)
+        self.assertNotIn("end_date", session)
+        result, = self.sim.results(scan_id)
+        self.assertEqual(result["status"], "aborted")
+        self.assertGreater(result["end_date"], result["start_date"])
         err = self.assertError(self.sim.api("POST", f"/scans/{scan_id}/abort"), 409)
         self.assertIn("aborted", err["details"][0])
         self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
-        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 409)
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 404)
 
         completed = self.sim.launch_id()
         self.sim.wait_status(completed, "completed")
@@ -662,26 +1089,35 @@ class TimelineTests(SimTestCase):
         self.assertEqual(self.sim.api("POST", f"/scans/{early}/abort").status, 204)
         session = self.sim.wait_status(early, "aborted")
         self.assertNotIn("scan_session_id", session)
+        self.assertEqual(self.sim.results(early), [])
 
-    def test_pause_and_resume(self):
+    def test_pause_is_404_and_resume(self):
+        self.sim.config(time_scale=0.2)          # "resuming" lasts 1 unit: 0.2 s
         self._slow_target(41)
         scan_id = self.sim.launch_id(tid(41))
-        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 409)   # scheduled
-        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)   # scheduled
         self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "processing", "progress": 90})
-        self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/pause").status, 204)
-        self.assertEqual(self.sim.session(scan_id)["status"], "pausing")
-        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 409)
+        # No pause in the spec: the path is unknown whatever the scan's state.
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/pause"), 404,
+                         "Object not found")
+        self.assertEqual(self.sim.session(scan_id)["status"], "processing")
         self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
-        session = self.sim.wait_status(scan_id, "paused")
-        self.assertEqual(session["progress"], 90)
-        self.assertNotIn("end_date", session)
+        # Scans reach pausing/paused through a target's "paused" outcome; here pinned.
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "pausing", "progress": 90})
+        err = self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
+        self.assertIn("pausing", err["details"][0])
+        self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "paused", "progress": 90})
+        session = self.sim.session(scan_id)
+        self.assertEqual((session["status"], session["progress"]), ("paused", 90))
         # Resume: resuming, then processing continues from 90 (slowly: scale 1000).
-        self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/resume").status, 204)
+        reply = self.sim.api("POST", f"/scans/{scan_id}/resume")
+        self.assertEqual((reply.status, reply.body), (204, b""))
         self.assertEqual(self.sim.session(scan_id)["status"], "resuming")
+        self.assertFalse(self.sim.ctl("GET", f"/scans/{scan_id}")["pinned"])
         session = self.sim.wait_status(scan_id, "processing")
         self.assertGreaterEqual(session["progress"], 90)
         self.assertLess(session["progress"], 100)
+        self.assertError(self.sim.api("POST", f"/scans/{scan_id}/resume"), 409)
 
     def test_paused_outcome_resumes_to_completion(self):
         self.sim.add_targets({"target_id": tid(42), "outcome": "paused"})
@@ -694,6 +1130,7 @@ class TimelineTests(SimTestCase):
         self.assertGreater(frozen, 0)
         time.sleep(5 * TIME_SCALE)
         self.assertEqual(self.sim.session(scan_id)["status"], "paused")
+        self.assertNotIn("end_date", self.sim.results(scan_id)[0])
         self.assertEqual(self.sim.api("POST", f"/scans/{scan_id}/resume").status, 204)
         seen = []
         session = wait_until(lambda: (lambda s: seen.append(s["status"]) or
@@ -702,6 +1139,48 @@ class TimelineTests(SimTestCase):
         self.assertEqual(session["progress"], 100)
         self.assertEqual(seen[0], "resuming")
         self.assertEqual(session["severity_counts"], expected_final_counts(tid(42)))
+        self.assertIn("end_date", self.sim.results(scan_id)[0])
+
+    def test_schedule_disable_keeps_the_scan_scheduled(self):
+        reply = self.sim.launch(schedule={"disable": True, "time_sensitive": False})
+        disabled = self.sim.scan_id_of(reply)
+        self.assertEqual(reply.json()["schedule"]["disable"], True)
+        self.assertNotIn("next_run", reply.json())
+        running = self.sim.launch_id()
+        self.sim.wait_status(running, "completed")
+        time.sleep(5 * TIME_SCALE)
+        item = self.sim.api("GET", f"/scans/{disabled}").json()
+        self.assertScanItem(item)
+        self.assertEqual(item["current_session"]["status"], "scheduled")
+        self.assertNotIn("next_run", item)
+        self.assertNotIn("start_date", item)
+        self.assertNotIn("scan_session_id", item["current_session"])
+        self.assertEqual(self.sim.results(disabled), [])
+        control = self.sim.ctl("GET", f"/scans/{disabled}")
+        self.assertEqual((control["status"], control["schedule"]["disable"]), ("scheduled", True))
+        # It can still be aborted.
+        self.assertEqual(self.sim.api("POST", f"/scans/{disabled}/abort").status, 204)
+        self.sim.wait_status(disabled, "aborted")
+
+    def test_future_start_date_keeps_the_scan_scheduled_until_then(self):
+        start_date = rfc3339(1.0)
+        reply = self.sim.launch(schedule={"disable": False, "start_date": start_date})
+        scan_id = self.sim.scan_id_of(reply)
+        self.assertEqual(reply.json()["schedule"]["start_date"], start_date)
+        next_run = datetime.fromisoformat(reply.json()["next_run"])
+        self.assertAlmostEqual(next_run.timestamp(),
+                               datetime.fromisoformat(start_date).timestamp(), delta=0.01)
+        now = self.sim.launch_id()                  # no start_date: at once
+        self.sim.wait_status(now, "completed")
+        time.sleep(0.3)
+        self.assertEqual(self.sim.session(scan_id)["status"], "scheduled")
+        session = self.sim.wait_status(scan_id, "completed", timeout=10)
+        self.assertGreaterEqual(datetime.fromisoformat(session["start_date"]).timestamp(),
+                                datetime.fromisoformat(start_date).timestamp())
+        # A start_date in the past starts at once.
+        past = self.sim.launch_id(schedule={"disable": False,
+                                            "start_date": "2020-01-01T00:00:00Z"})
+        self.sim.wait_status(past, "completed")
 
     def test_delete(self):
         scan_id = self.sim.launch_id()
@@ -710,12 +1189,14 @@ class TimelineTests(SimTestCase):
         self.assertEqual((reply.status, reply.body), (204, b""))
         for method, path in [("GET", f"/scans/{scan_id}"), ("DELETE", f"/scans/{scan_id}"),
                              ("POST", f"/scans/{scan_id}/abort"),
+                             ("POST", f"/scans/{scan_id}/resume"),
                              ("GET", f"/scans/{scan_id}/results"),
                              ("GET", f"/scans/{scan_id}/results/{session['scan_session_id']}"
                                      "/vulnerabilities")]:
             with self.subTest(path=path):
                 self.assertError(self.sim.api(method, path), 404)
         self.assertEqual(self.sim.api("GET", "/scans").json()["scans"], [])
+        self.assertNotIn("last_scan_id", self.sim.api("GET", "/targets").json()["targets"][0])
         control = self.sim.ctl("GET", f"/scans/{scan_id}")
         self.assertIs(control["deleted"], True)
         self.assertEqual(control["status"], "completed")
@@ -730,18 +1211,19 @@ class TimelineTests(SimTestCase):
         self.assertEqual((session["status"], session["progress"]), ("weird_new_status", 33))
         self.assertIn("scan_session_id", session)
         self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": "failed"})
-        self.assertIn("end_date", self.sim.session(scan_id))
+        self.assertNotIn("end_date", self.sim.session(scan_id))
+        self.assertIn("end_date", self.sim.results(scan_id)[0])
         self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": None})
         self.assertIn(self.sim.session(scan_id)["status"], ("scheduled", "queued"))
         self.sim.ctl("POST", f"/scans/{scan_id}/force", {"status": 5}, expect=400)
         self.sim.ctl("POST", f"/scans/{tid(1)}/force", {"status": None}, expect=404)
 
     def test_time_scale_change_keeps_scans_continuous(self):
-        self.sim.ctl("POST", "/config", {"time_scale": 1000})
+        self.sim.config(time_scale=1000)
         scan_id = self.sim.launch_id()
         time.sleep(0.2)
         self.assertEqual(self.sim.session(scan_id)["status"], "scheduled")
-        self.sim.ctl("POST", "/config", {"time_scale": 0.01})
+        self.sim.config(time_scale=0.01)
         self.sim.wait_status(scan_id, "completed")
 
 
@@ -750,6 +1232,8 @@ class TimelineTests(SimTestCase):
 # ---------------------------------------------------------------------------
 
 LAUNCH_PATH = {"method": "POST", "path": "^/api/v1/scans$"}
+PROFILES = "/scanning_profiles"
+PROFILES_PATH = {"path": "/scanning_profiles$"}
 
 
 class FaultTests(SimTestCase):
@@ -777,7 +1261,11 @@ class FaultTests(SimTestCase):
                     {"fault": "status", "status": 99}, {"fault": "drop", "when": "never"},
                     {"fault": "html", "match": {"path": "("}}, {"fault": "empty", "bogus": 1},
                     {"fault": "latency", "probability": 2},
-                    {"fault": "status", "retry_after": "date"}]:
+                    {"fault": "status", "retry_after": "date"},
+                    {"fault": "status", "reason": 5}, {"fault": "status", "details": 5},
+                    {"fault": "mutate", "mutation": "nope"},
+                    {"fault": "mutate", "mutation": "long_vuln_id", "bytes": 0},
+                    {"fault": "mutate", "status": 500}]:
             with self.subTest(rule=bad):
                 self.sim.ctl("POST", "/faults", {"rules": [bad]}, expect=400)
         rules = self.sim.faults({"fault": "status", "status": 503, "count": 2})["rules"]
@@ -793,10 +1281,8 @@ class FaultTests(SimTestCase):
         self.assertEqual(self.scans_created(), 1)
         # A client that times out during a "before" delay has created nothing.
         self.sim.faults({"match": LAUNCH_PATH, "fault": "latency", "ms": 800})
-        body = {"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
-                "profile_id": FULL_SCAN, "schedule": {"disable": False}}
         with self.assertRaises(socket.timeout):
-            self.sim.api("POST", "/scans", body, timeout=0.2)
+            self.sim.api("POST", "/scans", self.sim.launch_body(), timeout=0.2)
         entry = wait_until(lambda: [e for e in self.sim.log()["entries"]
                                     if e["fault"] == "latency" and e["client_closed"]],
                            message="log entry of the abandoned request")[0]
@@ -806,10 +1292,8 @@ class FaultTests(SimTestCase):
 
     def test_latency_after_creates_scan_unseen_by_client(self):
         self.sim.faults({"match": LAUNCH_PATH, "fault": "latency", "ms": 700, "when": "after"})
-        body = {"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
-                "profile_id": FULL_SCAN, "schedule": {"disable": False}}
         with self.assertRaises(socket.timeout):
-            self.sim.api("POST", "/scans", body, timeout=0.2)
+            self.sim.api("POST", "/scans", self.sim.launch_body(), timeout=0.2)
         self.assertEqual(self.scans_created(), 1)
         entry = wait_until(lambda: [e for e in self.sim.log()["entries"]
                                     if e["fault"] == "latency"], message="log entry")[0]
@@ -821,17 +1305,17 @@ class FaultTests(SimTestCase):
         self.assertGreaterEqual(entry["duration_ms"], 650)
 
     def test_latency_jitter(self):
-        self.sim.faults({"match": {"path": "/me$"}, "fault": "latency", "ms": 100,
+        self.sim.faults({"match": PROFILES_PATH, "fault": "latency", "ms": 100,
                          "jitter_ms": 100})
         t0 = time.monotonic()
-        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 200)
         self.assertGreaterEqual(time.monotonic() - t0, 0.099)
 
     def test_status_with_retry_after(self):
-        self.sim.faults({"match": {"path": "/me$"}, "fault": "status", "status": 429,
+        self.sim.faults({"match": PROFILES_PATH, "fault": "status", "status": 429,
                          "retry_after": 7})
-        reply = self.sim.api("GET", "/me")
-        self.assertError(reply, 429)
+        reply = self.sim.api("GET", PROFILES)
+        self.assertError(reply, 429, "Too many requests")
         self.assertEqual(reply.headers["retry-after"], "7")
         self.sim.faults({"fault": "status", "status": 503, "retry_after": "date",
                          "seconds": 120})
@@ -841,7 +1325,28 @@ class FaultTests(SimTestCase):
         self.assertAlmostEqual(when, time.time() + 120, delta=5)
         for status in (500, 502, 504, 401, 403):
             self.sim.faults({"fault": "status", "status": status})
-            self.assertError(self.sim.api("GET", "/me"), status)
+            body = self.assertError(self.sim.api("GET", PROFILES), status)
+            self.assertEqual(body["details"], ["Simulated fault"])
+            self.assertNotIn("retry-after", self.sim.api("GET", PROFILES).headers)
+
+    def test_status_reason_and_details(self):
+        self.sim.faults({"fault": "status", "status": 400,
+                         "reason": "Invalid Authorization header",
+                         "details": "Session expired"})
+        body = self.assertError(self.sim.api("GET", PROFILES), 400,
+                                "Invalid Authorization header")
+        self.assertEqual(body["details"], ["Session expired"])
+        self.sim.faults({"fault": "status", "status": 422, "details": ["a: bad", "b: worse"]})
+        body = self.assertError(self.sim.api("GET", PROFILES), 422, "Validation error")
+        self.assertEqual(body["details"], ["a: bad", "b: worse"])
+        self.sim.faults({"fault": "status", "status": 409, "details": []})
+        self.assertEqual(self.assertError(self.sim.api("GET", PROFILES), 409)["details"], [])
+        # An object instead of the spec's list (invented: a delay in the details).
+        self.sim.faults({"fault": "status", "status": 429, "details": {"retry_after": 30}})
+        reply = self.sim.api("GET", PROFILES)
+        self.assertEqual(reply.status, 429)
+        self.assertEqual(reply.json(), {"code": 429, "reason": "Too many requests",
+                                        "details": {"retry_after": 30}})
 
     def test_status_process_true_and_false(self):
         self.sim.faults({"match": LAUNCH_PATH, "fault": "status", "status": 502})
@@ -886,7 +1391,7 @@ class FaultTests(SimTestCase):
         self.assertGreater(length, len(body))
         self.assertGreater(len(body), 0)
         with self.assertRaises(http.client.IncompleteRead):
-            self.sim.api("GET", "/me")
+            self.sim.api("GET", PROFILES)
         # Body-less responses (204) are cut inside the header block.
         self.sim.faults({"match": {"method": "POST"}, "fault": "truncate"})
         data = self.raw_exchange((f"POST /api/v1/scans/{scan_id}/abort HTTP/1.1\r\nHost: x\r\n"
@@ -894,8 +1399,8 @@ class FaultTests(SimTestCase):
         self.assertNotIn(b"\r\n\r\n", data)
 
     def test_garbage(self):
-        self.sim.faults({"match": {"path": "/me$"}, "fault": "garbage", "bytes": 300})
-        reply = self.sim.api("GET", "/me")
+        self.sim.faults({"match": PROFILES_PATH, "fault": "garbage", "bytes": 300})
+        reply = self.sim.api("GET", PROFILES)
         self.assertEqual(reply.status, 200)
         self.assertEqual(reply.headers["content-type"], "application/json")
         self.assertEqual(len(reply.body), 300)
@@ -912,7 +1417,7 @@ class FaultTests(SimTestCase):
         self.assertIn(b"<html>", reply.body)
         self.assertIn(b"502 Bad Gateway", reply.body)
         self.sim.faults({"fault": "html", "status": 504})
-        self.assertEqual(self.sim.api("GET", "/me").status, 504)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 504)
         self.assertEqual(self.scans_created(), 0)
 
     def test_empty(self):
@@ -920,8 +1425,9 @@ class FaultTests(SimTestCase):
         reply = self.sim.launch()
         self.assertEqual((reply.status, reply.body, reply.headers["content-length"]),
                          (201, b"", "0"))
+        self.assertIn("location", reply.headers)
         self.assertEqual(self.scans_created(), 1)
-        reply = self.sim.api("GET", "/me")
+        reply = self.sim.api("GET", PROFILES)
         self.assertEqual((reply.status, reply.body), (200, b""))
 
     def test_huge(self):
@@ -932,7 +1438,7 @@ class FaultTests(SimTestCase):
         self.assertEqual(reply.status, 200)
         self.assertEqual(len(reply.body), size)
         body = reply.json()
-        self.assertEqual(body["scans"][0]["scan_id"], scan_id)
+        self.assertEqual(body["scan_id"], scan_id)
         self.assertGreater(len(body["_sim_padding"]), size - 1000)
         # A body-less 204 becomes a padded 200 object (a slow scan, so that
         # it is still running however long the 20 MB took on a busy machine).
@@ -946,24 +1452,25 @@ class FaultTests(SimTestCase):
     def test_huge_client_gives_up(self):
         self.sim.faults({"fault": "huge", "bytes": 500_000_000})
         with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
-            s.sendall(self.raw_get("/me"))
+            s.sendall(self.raw_get(PROFILES))
             self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
         entry = wait_until(lambda: self.sim.log()["entries"], message="huge log entry")[0]
         self.assertTrue(entry["client_closed"])
         self.assertEqual(self.sim.ctl("GET", "/health")["status"], "ok")
 
     def test_slow_drip(self):
-        self.sim.faults({"match": {"path": "/me$"}, "fault": "slow_drip", "bytes_per_sec": 400})
+        self.sim.faults({"match": {"method": "GET", "path": "^/api/v1/scans$"},
+                         "fault": "slow_drip", "bytes_per_sec": 400})
         t0 = time.monotonic()
-        reply = self.sim.api("GET", "/me")
+        reply = self.sim.api("GET", "/scans")
         elapsed = time.monotonic() - t0
         self.assertEqual(reply.status, 200)
         self.assertGreater(elapsed, len(reply.body) / 400 * 0.6)
-        self.assertIn("user_id", reply.json())
+        self.assertEqual(reply.json()["scans"], [])
         # After 0.5 s at 10 bytes/s only a few body bytes have arrived; hang up.
-        self.sim.faults({"match": {"path": "/me$"}, "fault": "slow_drip", "bytes_per_sec": 10})
+        self.sim.faults({"match": PROFILES_PATH, "fault": "slow_drip", "bytes_per_sec": 10})
         with socket.create_connection(("127.0.0.1", self.sim.api_port), timeout=10) as s:
-            s.sendall(f"GET /api/v1/me HTTP/1.1\r\nX-Auth: {TOKEN}\r\n\r\n".encode())
+            s.sendall(f"GET /api/v1{PROFILES} HTTP/1.1\r\nX-Auth: {TOKEN}\r\n\r\n".encode())
             deadline, data = time.monotonic() + 0.5, b""
             while time.monotonic() < deadline:
                 s.settimeout(max(0.01, deadline - time.monotonic()))
@@ -977,27 +1484,109 @@ class FaultTests(SimTestCase):
         entry = wait_until(lambda: self.sim.log()["entries"][1:], message="drip log")[0]
         self.assertTrue(entry["client_closed"])
 
+    # -- mutate: hostile answers (none of them the real API's behaviour) --
+    def test_mutate_echo_token(self):
+        self.sim.faults({"fault": "mutate", "mutation": "echo_token"})
+        reply = self.sim.launch()
+        self.assertEqual(reply.headers["location"], f"/api/v1/scans/{TOKEN}")
+        body = reply.json()
+        self.assertEqual((body["echo"], body["scan_id"]), (TOKEN, TOKEN))
+        self.assertEqual(self.scans_created(), 1)             # it was processed
+        body = self.sim.api("GET", PROFILES).json()
+        self.assertEqual(body["echo"], TOKEN)
+        self.assertEqual(len(body["scanning_profiles"]), 6)
+        reply = self.sim.api("GET", f"/scans/{tid(1)}")
+        self.assertEqual(reply.status, 404)
+        self.assertIn(TOKEN, reply.json()["reason"])
+        reply = self.sim.api("GET", PROFILES, token="guessed")
+        self.assertEqual((reply.status, reply.json()["echo"]), (401, "guessed"))
+        # The simulator's own records still never hold the token.
+        everything = json.dumps([self.sim.log(), self.sim.ctl("GET", "/scans"),
+                                 self.sim.ctl("GET", "/stats")])
+        self.assertNotIn(TOKEN, everything)
+        self.assertEqual(self.sim.log()["entries"][0]["fault"], "mutate")
+
+    def test_mutate_escaped_token(self):
+        self.sim.faults({"fault": "mutate", "mutation": "escaped_token"})
+        reply = self.sim.api("GET", PROFILES)
+        self.assertEqual(reply.status, 200)
+        self.assertTrue(reply.body.startswith(b'{"echo":"\\u0065\\u0079'))
+        self.assertNotIn(TOKEN.encode(), reply.body)
+        body = reply.json()
+        self.assertEqual(body["echo"], TOKEN)
+        self.assertEqual(len(body["scanning_profiles"]), 6)
+
+    def test_mutate_long_vuln_id(self):
+        self.sim.add_targets({"target_id": tid(7), "severity_counts": {"high": 3}})
+        scan_id = self.sim.launch_id(tid(7))
+        sid = self.sim.wait_status(scan_id, "completed")["scan_session_id"]
+        path = f"/scans/{scan_id}/results/{sid}/vulnerabilities"
+        normal = self.sim.api("GET", path).json()["vulnerabilities"]
+        self.sim.faults({"fault": "mutate", "mutation": "long_vuln_id", "bytes": 70000})
+        vulns = self.sim.api("GET", path).json()["vulnerabilities"]
+        self.assertEqual(vulns[0]["vuln_id"], "x" * 70000)
+        self.assertEqual(vulns[1:], normal[1:])
+        self.assertEqual(self.sim.api("GET", f"{path}?c=1").json()["vulnerabilities"][0][
+            "vuln_id"], "x" * 70000)                          # the first of every page
+
+    def test_mutate_cursor_cycle(self):
+        for _ in range(3):
+            self.sim.launch()
+        self.sim.faults({"fault": "mutate", "mutation": "cursor_cycle"})
+        first = self.sim.api("GET", "/scans?l=1").json()
+        self.assertEqual(first["pagination"]["cursors"], ["0", "cycle-A"])
+        page_a = self.sim.api("GET", "/scans?l=1&c=cycle-A").json()
+        self.assertEqual(page_a["pagination"]["cursors"], ["cycle-A", "cycle-B"])
+        page_b = self.sim.api("GET", "/scans?l=1&c=cycle-B").json()
+        self.assertEqual(page_b["pagination"]["cursors"], ["cycle-B", "cycle-A"])
+        self.assertEqual(page_a["scans"], first["scans"])
+        self.assertEqual(page_b["scans"], first["scans"])
+        self.sim.config(pagination="next_cursor")
+        self.assertEqual(self.sim.api("GET", "/scans?l=1").json()["pagination"]["next_cursor"],
+                         "cycle-A")
+        # Even a one-page list never ends.
+        self.assertEqual(self.sim.api("GET", "/targets").json()["pagination"]["next_cursor"],
+                         "cycle-A")
+
+    def test_mutate_bad_counts(self):
+        self.sim.add_targets({"target_id": tid(9), "duration_scale": 10000})
+        scan_id = self.sim.launch_id(tid(9))
+        self.sim.faults({"match": {"method": "GET"}, "fault": "mutate",
+                         "mutation": "bad_counts"})
+        session = self.sim.session(scan_id)
+        self.assertEqual(session["severity_counts"], {"critical": 2, "high": -2})
+        listed = self.sim.api("GET", "/scans").json()["scans"][0]["current_session"]
+        self.assertEqual(listed["severity_counts"], {"critical": 2, "high": -2})
+        self.sim.config(shape="wrapped")
+        self.sim.faults({"match": {"method": "GET"}, "fault": "mutate",
+                         "mutation": "bad_counts", "counts": "lots"})
+        self.assertEqual(self.sim.session(scan_id)["severity_counts"], "lots")
+        self.sim.ctl("DELETE", "/faults")
+        self.assertEqual(self.sim.session(scan_id)["severity_counts"],
+                         self.sim.ctl("GET", f"/scans/{scan_id}")["severity_counts"])
+
     def test_count_limited_rule(self):
-        self.sim.faults({"match": {"path": "/me$"}, "fault": "status", "status": 503,
+        self.sim.faults({"match": PROFILES_PATH, "fault": "status", "status": 503,
                          "count": 2})
-        statuses = [self.sim.api("GET", "/me").status for _ in range(4)]
+        statuses = [self.sim.api("GET", PROFILES).status for _ in range(4)]
         self.assertEqual(statuses, [503, 503, 200, 200])
         rule = self.sim.ctl("GET", "/faults")["rules"][0]
         self.assertEqual((rule["remaining"], rule["applied"]), (0, 2))
 
     def test_first_matching_rule_applies(self):
         self.sim.faults({"match": {"method": "POST"}, "fault": "status", "status": 500},
-                        {"match": {"path": "^/api/v1/me$"}, "fault": "status", "status": 418},
+                        {"match": {"path": "^/api/v1/scanning_profiles$"}, "fault": "status",
+                         "status": 418},
                         {"fault": "status", "status": 503})
-        self.assertEqual(self.sim.api("GET", "/me").status, 418)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 418)
         self.assertEqual(self.sim.launch(expect=500).status, 500)
         self.assertEqual(self.sim.api("GET", "/scans").status, 503)
 
     def test_probability_is_seeded(self):
         def pattern():
-            self.sim.faults({"match": {"path": "/me$"}, "fault": "status", "status": 500,
+            self.sim.faults({"match": PROFILES_PATH, "fault": "status", "status": 500,
                              "probability": 0.5}, seed=42)
-            return [self.sim.api("GET", "/me").status for _ in range(40)]
+            return [self.sim.api("GET", PROFILES).status for _ in range(40)]
         first = pattern()
         self.assertEqual(first, pattern())
         self.assertIn(500, first)
@@ -1007,13 +1596,23 @@ class FaultTests(SimTestCase):
 
     def test_faults_apply_to_unauthenticated_requests_too(self):
         self.sim.faults({"fault": "status", "status": 503, "count": 1})
-        self.assertError(self.sim.api("GET", "/me", token=None), 503)
-        self.assertError(self.sim.api("GET", "/me", token=None), 401)
+        self.assertError(self.sim.api("GET", PROFILES, token=None), 503)
+        self.assertError(self.sim.api("GET", PROFILES, token=None), 401)
 
 
 # ---------------------------------------------------------------------------
 # Outage, log, stats, config, HTTP behaviour
 # ---------------------------------------------------------------------------
+
+VARIANT_DEFAULTS = {"shape": "single", "scan_id_in": "location", "pagination": "cursors",
+                    "cursors": "offset", "session_end_date": False,
+                    "session_before_start": "status_only", "auth_failure": 401,
+                    "scan_filter": "honour", "dates": "offset"}
+VARIANT_OTHERS = {"shape": ["wrapped"], "scan_id_in": ["body+location", "body"],
+                  "pagination": ["next_cursor", "next_cursor_int"], "cursors": ["opaque"],
+                  "session_end_date": [True], "session_before_start": ["empty"],
+                  "auth_failure": [400], "scan_filter": ["ignore"], "dates": ["naive"]}
+
 
 class ServerTests(SimTestCase):
 
@@ -1026,26 +1625,26 @@ class ServerTests(SimTestCase):
 
     def test_outage_for_seconds(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.sim.api_port, timeout=5)
-        conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+        conn.request("GET", f"/api/v1{PROFILES}", headers={"X-Auth": TOKEN})
         self.assertEqual(conn.getresponse().read() and 200, 200)
         state = self.sim.ctl("POST", "/outage", {"seconds": 1.5})
         self.assertTrue(state["down"])
         self.assertIsNotNone(state["until"])
         self.assertTrue(self._refused())
         with self.assertRaises((ConnectionError, http.client.HTTPException)):
-            conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+            conn.request("GET", f"/api/v1{PROFILES}", headers={"X-Auth": TOKEN})
             conn.getresponse()
         conn.close()
         self.assertEqual(self.sim.ctl("GET", "/health")["api_down"], True)
         wait_until(lambda: not self._refused(), timeout=10, message="api port back")
-        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 200)
         self.assertFalse(self.sim.ctl("GET", "/outage")["down"])
 
     def test_outage_logs_requests_it_cuts_short(self):
         # A launch held by a latency fault after it created its scan, then an
         # outage: the request is logged, with the scan it created.
         self.sim.faults({"match": {"method": "POST"}, "fault": "latency", "ms": 5000,
-                     "when": "after", "count": 1})
+                         "when": "after", "count": 1})
         held = threading.Thread(target=lambda: self.assertRaises(
             (ConnectionError, http.client.HTTPException, OSError), self.sim.launch))
         held.start()
@@ -1068,21 +1667,21 @@ class ServerTests(SimTestCase):
         time.sleep(0.3)
         self.assertTrue(self._refused())
         self.assertFalse(self.sim.ctl("POST", "/outage", {"down": False})["down"])
-        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 200)
         self.sim.ctl("POST", "/outage", {"down": True})
         self.sim.ctl("POST", "/reset")           # a reset also ends the outage
-        self.assertEqual(self.sim.api("GET", "/me").status, 200)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 200)
         self.sim.ctl("POST", "/outage", {"bogus": 1}, expect=400)
 
     def test_request_log(self):
         scan_id = self.sim.launch_id()
         self.sim.api("GET", f"/scans/{scan_id}?x=1", headers={"Accept": "application/json"})
-        self.sim.api("GET", "/me", token="not-the-token")
+        self.sim.api("GET", PROFILES, token="not-the-token")
         log = self.sim.log()
         entries = log["entries"]
         self.assertEqual([e["seq"] for e in entries], [1, 2, 3])
         self.assertEqual(log["next_seq"], 4)
-        launch, get, me = entries
+        launch, get, denied = entries
         for e in entries:
             for key in ("seq", "time", "method", "path", "query", "status", "fault",
                         "duration_ms", "auth", "user_agent", "accept", "content_type"):
@@ -1098,7 +1697,7 @@ class ServerTests(SimTestCase):
                          (f"/api/v1/scans/{scan_id}", "x=1", "ok", "sim-tests/1.0",
                           "application/json"))
         self.assertNotIn("created_scan_id", get)
-        self.assertEqual((me["status"], me["auth"]), (401, "bad"))
+        self.assertEqual((denied["status"], denied["auth"]), (401, "bad"))
         self.assertIsNone(get["fault"])
         later = self.sim.log(since=3)
         self.assertEqual([e["seq"] for e in later["entries"]], [3])
@@ -1124,22 +1723,38 @@ class ServerTests(SimTestCase):
 
     def test_config(self):
         config = self.sim.ctl("GET", "/config")
-        self.assertEqual((config["shape"], config["scan_id_in"], config["pagination"]),
-                         ("wrapped", "body+location", "cursors"))
+        self.assertEqual({k: config[k] for k in VARIANT_DEFAULTS}, VARIANT_DEFAULTS)
         self.assertEqual((config["token_set"], config["forbidden_token_set"]), (True, True))
-        self.sim.ctl("POST", "/config", {"shape": "round"}, expect=400)
-        self.sim.ctl("POST", "/config", {"colour": "red"}, expect=400)
-        self.sim.ctl("POST", "/config", {"time_scale": 0}, expect=400)
-        config = self.sim.ctl("POST", "/config", {"token": "new-token", "forbidden_token": None})
+        self.assertEqual((config["seed"], config["tls"], config["time_scale"]),
+                         (1, False, TIME_SCALE))
+        for bad in ({"shape": "round"}, {"colour": "red"}, {"time_scale": 0},
+                    {"scan_id_in": "header"}, {"pagination": "pages"}, {"cursors": "keyset"},
+                    {"session_end_date": "yes"}, {"session_before_start": None},
+                    {"auth_failure": 402}, {"auth_failure": "400"}, {"scan_filter": "maybe"},
+                    {"shape": "wrapped", "cursors": "keyset"}):
+            with self.subTest(change=bad):
+                self.sim.ctl("POST", "/config", bad, expect=400)
+        self.assertEqual(self.sim.ctl("GET", "/config")["shape"], "single")   # all or nothing
+        for key, others in VARIANT_OTHERS.items():
+            for value in others:
+                with self.subTest(key=key, value=value):
+                    self.assertEqual(self.sim.config(**{key: value})[key], value)
+        config = self.sim.config(**VARIANT_DEFAULTS)
+        self.assertEqual({k: config[k] for k in VARIANT_DEFAULTS}, VARIANT_DEFAULTS)
+        config = self.sim.config(token="new-token", forbidden_token=None)
         self.assertFalse(config["forbidden_token_set"])
-        self.assertEqual(self.sim.api("GET", "/me", token="new-token").status, 200)
-        self.assertEqual(self.sim.api("GET", "/me").status, 401)
-        self.assertEqual(self.sim.api("GET", "/me", token=FORBIDDEN).status, 401)
-        self.sim.ctl("POST", "/config", {"token": None})
-        self.assertEqual(self.sim.api("GET", "/me", token=None).status, 200)
+        self.assertNotIn("new-token", json.dumps(config))
+        self.assertEqual(self.sim.api("GET", PROFILES, token="new-token").status, 200)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 401)
+        self.assertEqual(self.sim.api("GET", PROFILES, token=FORBIDDEN).status, 401)
+        self.sim.config(token=None)
+        self.assertEqual(self.sim.api("GET", PROFILES, token=None).status, 200)
+        self.sim.config(shape="wrapped", auth_failure=400)
         self.sim.ctl("POST", "/reset")
-        self.assertEqual(self.sim.api("GET", "/me").status, 200)
-        self.assertEqual(self.sim.api("GET", "/me", token="new-token").status, 401)
+        config = self.sim.ctl("GET", "/config")
+        self.assertEqual({k: config[k] for k in VARIANT_DEFAULTS}, VARIANT_DEFAULTS)
+        self.assertEqual(self.sim.api("GET", PROFILES).status, 200)
+        self.assertEqual(self.sim.api("GET", PROFILES, token="new-token").status, 401)
 
     def test_control_targets(self):
         self.sim.add_targets({"target_id": tid(1), "outcome": "failed", "address": "https://a",
@@ -1164,19 +1779,23 @@ class ServerTests(SimTestCase):
         self.assertEqual(reply.status, 400)
         self.sim.ctl("GET", "/log?since=x", expect=400)
         self.sim.ctl("GET", f"/scans/{tid(1)}", expect=404)
+        self.sim.ctl("POST", "/config", None, expect=400)
+        # The control API is not on the API port, nor the API on the control port.
+        self.assertEqual(self.sim.request(self.sim.api_port, "GET", "/_sim/health").status, 401)
+        self.assertEqual(self.sim.request(self.sim.control_port, "GET",
+                                          f"/api/v1{PROFILES}").status, 404)
 
     def test_keep_alive_and_pipelining(self):
         scan_id = self.sim.launch_id()
-        body = json.dumps({"user_authorized_to_scan": "yes", "target_id": BUILTIN_TARGET,
-                           "profile_id": FULL_SCAN, "schedule": {"disable": False}}).encode()
+        body = json.dumps(self.sim.launch_body()).encode()
         requests = (
-            f"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
+            f"GET /api/v1{PROFILES} HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
             f"GET /api/v1/scans/{scan_id} HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
             f"POST /api/v1/scans HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body + (
             f"GET /api/v1/nowhere HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n\r\n"
-            f"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n"
+            f"GET /api/v1/scans HTTP/1.1\r\nHost: x\r\nX-Auth: {TOKEN}\r\n"
             "Connection: close\r\n\r\n").encode()
         def statuses(chunk_size):
             """Send the requests chunk_size bytes at a time; the answers' statuses."""
@@ -1195,8 +1814,8 @@ class ServerTests(SimTestCase):
 
     def test_keep_alive_connection_reused(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.sim.api_port, timeout=5)
-        for _ in range(20):
-            conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+        for path in [PROFILES, "/scans"] * 10:
+            conn.request("GET", "/api/v1" + path, headers={"X-Auth": TOKEN})
             resp = conn.getresponse()
             self.assertEqual(resp.status, 200)
             resp.read()
@@ -1221,7 +1840,7 @@ class ServerTests(SimTestCase):
 # Command-line options (separate simulator processes)
 # ---------------------------------------------------------------------------
 
-class CommandLineTests(unittest.TestCase):
+class CommandLineTests(SpecAssertions, unittest.TestCase):
 
     def test_startup_options(self):
         tmp = tempfile.mkdtemp(prefix="invicti_sim_cli_")
@@ -1230,24 +1849,27 @@ class CommandLineTests(unittest.TestCase):
         log_file = os.path.join(tmp, "requests.jsonl")
         with open(targets_file, "w", encoding="utf-8") as f:
             json.dump({"targets": [{"target_id": tid(3), "outcome": "failed"}]}, f)
-        sim = Simulator("--no-auth", "--shape", "single", "--scan-id-in", "location",
+        # The old flags still work: the same as --variant KEY=VALUE.
+        sim = Simulator("--no-auth", "--shape", "wrapped", "--scan-id-in", "body",
                         "--pagination", "next_cursor", "--seed", "7",
                         "--targets-file", targets_file, "--log-file", log_file,
                         "--log-cap", "20", token=None, forbidden=None)
         try:
             config = sim.ctl("GET", "/config")
             self.assertEqual((config["shape"], config["scan_id_in"], config["pagination"],
-                              config["seed"], config["token_set"]),
-                             ("single", "location", "next_cursor", 7, False))
+                              config["seed"], config["token_set"], config["cursors"]),
+                             ("wrapped", "body", "next_cursor", 7, False, "offset"))
             reply = sim.launch(tid(3))
-            self.assertNotIn("scan_id", reply.json())
-            scan_id = reply.headers["location"].rsplit("/", 1)[1]
+            self.assertNotIn("location", reply.headers)
+            scan_id = reply.json()["scan_id"]
             body = sim.api("GET", f"/scans/{scan_id}").json()
-            self.assertEqual(body["scan_id"], scan_id)
-            self.assertEqual(body["target"]["address"], f"https://{tid(3)[:8]}.sim.invicti.test")
+            self.assertEqual(body["scans"][0]["scan_id"], scan_id)
             sim.wait_status(scan_id, "failed")
-            pag = sim.api("GET", "/scans").json()["pagination"]
-            self.assertIsNone(pag["next_cursor"])
+            self.assertIn("end_date", sim.session(scan_id))     # the seed's shape has it
+            listed = sim.api("GET", "/scans").json()
+            self.assertEqual(listed["scans"][0]["target"]["address"],
+                             f"https://{tid(3)[:8]}.sim.invicti.test")
+            self.assertIsNone(listed["pagination"]["next_cursor"])
             sim.ctl("POST", "/reset")
             self.assertEqual(len(sim.ctl("GET", "/targets")["targets"]), 2)
             with open(log_file, encoding="utf-8") as f:
@@ -1256,7 +1878,7 @@ class CommandLineTests(unittest.TestCase):
             self.assertEqual(lines[0]["created_scan_id"], scan_id)
             # The in-memory log keeps the newest --log-cap entries and says so.
             for _ in range(30):
-                sim.api("GET", "/me")
+                sim.api("GET", PROFILES)
             log = sim.log()
             self.assertGreater(log["dropped"], 0)
             self.assertEqual(log["entries"][0]["seq"], log["first_seq"])
@@ -1271,6 +1893,53 @@ class CommandLineTests(unittest.TestCase):
         finally:
             sim.stop()
 
+    def test_variant_flags(self):
+        sim = Simulator("--variant", "shape=wrapped", "--variant", "scan_id_in=body+location",
+                        "--variant", "pagination=next_cursor_int", "--variant", "cursors=offset",
+                        "--variant", "session_end_date=true",
+                        "--variant", "session_before_start=empty",
+                        "--variant", "auth_failure=400", "--variant", "scan_filter=ignore",
+                        "--variant", "dates=naive")
+        try:
+            config = sim.ctl("GET", "/config")
+            self.assertEqual({k: config[k] for k in VARIANT_DEFAULTS},
+                             {"shape": "wrapped", "scan_id_in": "body+location",
+                              "pagination": "next_cursor_int", "cursors": "offset",
+                              "session_end_date": True, "session_before_start": "empty",
+                              "auth_failure": 400, "scan_filter": "ignore",
+                              "dates": "naive"})
+            self.assertError(sim.api("GET", PROFILES, token=None), 400,
+                             "Invalid Authorization header")
+            sim.add_targets({"target_id": tid(1), "duration_scale": 10000})
+            reply = sim.launch(tid(1))
+            scan_id = reply.json()["scan_id"]
+            self.assertEqual(reply.headers["location"], f"/api/v1/scans/{scan_id}")
+            self.assertEqual(reply.json()["current_session"], {})
+            self.assertRegex(reply.json()["next_run"], NAIVE_ISO_RE)
+            self.assertEqual(sim.api("GET", f"/scans/{scan_id}").json(),
+                             {"scans": [{"scan_id": scan_id, "current_session": {}}]})
+            sim.launch()
+            pag = sim.api("GET", f"/scans?l=1&q=target_id:{tid(1)}").json()["pagination"]
+            self.assertEqual((pag["count"], pag["next_cursor"]), (2, 1))   # q ignored
+            # Every variant is kept on reset.
+            sim.ctl("POST", "/reset")
+            self.assertEqual(sim.ctl("GET", "/config")["auth_failure"], 400)
+        finally:
+            self.assertNotIn("Traceback", sim.stop())
+        sim = Simulator("--variant", "cursors=opaque", "--variant", "session_end_date=false",
+                        "--shape", "single")
+        try:
+            config = sim.ctl("GET", "/config")
+            self.assertEqual((config["cursors"], config["session_end_date"], config["shape"]),
+                             ("opaque", False, "single"))
+            for _ in range(2):
+                sim.launch()
+            cursors = sim.api("GET", "/scans?l=1").json()["pagination"]["cursors"]
+            self.assertNotEqual(cursors[1], "1")
+            self.assertEqual(sim.api("GET", "/scans", token=None).status, 401)
+        finally:
+            sim.stop()
+
     def test_seed_changes_ids(self):
         a, b = Simulator("--seed", "1"), Simulator("--seed", "2")
         try:
@@ -1280,11 +1949,18 @@ class CommandLineTests(unittest.TestCase):
             b.stop()
 
     def test_bad_arguments(self):
-        for args in ([], ["--token", "x", "--shape", "round"], ["--token", "x", "--tls-cert", "c"]):
+        for args in ([], ["--token", "x", "--shape", "round"], ["--token", "x", "--tls-cert", "c"],
+                     ["--token", "x", "--pagination", "pages"],
+                     ["--token", "x", "--variant", "colour=red"],
+                     ["--token", "x", "--variant", "shape"],
+                     ["--token", "x", "--variant", "cursors=keyset"],
+                     ["--token", "x", "--variant", "auth_failure=402"],
+                     ["--token", "x", "--variant", "scan_filter=sometimes"]):
             with self.subTest(args=args):
                 proc = subprocess.run([PYTHON, SIM] + args, capture_output=True, text=True,
                                       timeout=30)
                 self.assertEqual(proc.returncode, 2)
+                self.assertIn("error", proc.stderr)
 
     @unittest.skipIf(OPENSSL is None, "openssl is not installed: cannot make a test certificate")
     def test_tls(self):
@@ -1304,18 +1980,19 @@ class CommandLineTests(unittest.TestCase):
             ctx = ssl.create_default_context(cafile=cert)
             conn = http.client.HTTPSConnection("127.0.0.1", sim.api_port, context=ctx,
                                                timeout=10)
-            conn.request("GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+            conn.request("GET", f"/api/v1{PROFILES}", headers={"X-Auth": TOKEN})
             self.assertEqual(conn.getresponse().status, 200)
             conn.close()
             with self.assertRaises((ConnectionError, http.client.HTTPException, OSError)):
-                sim.request(sim.api_port, "GET", "/api/v1/me", headers={"X-Auth": TOKEN})
+                sim.request(sim.api_port, "GET", f"/api/v1{PROFILES}",
+                            headers={"X-Auth": TOKEN})
             self.assertTrue(sim.ctl("GET", "/config")["tls"])      # control stays plain
             sim.faults({"fault": "drop", "count": 1})
             with self.assertRaises((ConnectionError, http.client.HTTPException, ssl.SSLError)):
-                sim.api("GET", "/me")
+                sim.api("GET", PROFILES)
             sim.ctl("POST", "/outage", {"seconds": 0.5})
             wait_until(lambda: not sim.ctl("GET", "/outage")["down"], message="tls back")
-            self.assertEqual(sim.api("GET", "/me").status, 200)
+            self.assertEqual(sim.api("GET", PROFILES).status, 200)
         finally:
             sim.stop()
 

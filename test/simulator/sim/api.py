@@ -1,21 +1,114 @@
-"""The Invicti API routes (/api/v1/...).
+"""The Invicti API routes (/api/v1/...), as the vendor's Swagger file
+("Acunetix Scanner API", test/contract/acunetix-api.yaml) describes them.
 
-It must never answer with anything the vendor's spec does not describe,
-unless a switch (config.py) or a fault asks for it; it never echoes the
-token.
+Every answer validates against the spec's schema for its operation (the
+contract test checks that over a whole run of the suites).  Where the
+vendor's sources differ, config.py switches between the variants; the
+spec's is the default.  What the spec does not say and the simulator still
+does is named here and in ../README.md as invented:
+  - 401 for a missing or wrong X-Auth and 403 for the --forbidden-token
+    (the spec only has "default" errors);
+  - user_authorized_to_scan: "yes" is required in a launch body (from the
+    seed document; the spec's Scan schema does not list it);
+  - outcomes of targets, including the status "under_review" no Invicti
+    product uses (see model.py).
+
+It must never echo the token (only the "mutate" faults do, to test
+redaction).
 
 Part of invicti_sim (see ../invicti_sim.py and ../README.md)."""
 
+import re
 import time
+from datetime import datetime, timezone
 
 from .faults import FaultInjection
 from .httpserver import ApiError, Response, Router, encode_json, error_response, json_response
-from .model import ME, PROFILE_NAMES, SCANNING_PROFILES, SEVERITY_KEYS, SEVERITY_LEVEL, Scan, TERMINAL, is_uuid, iso, random_uuid
-from .paging import paginate, parse_scan_filter
+from .model import (PROFILE_NAMES, SCANNING_PROFILES, SEVERITY_KEYS, SEVERITY_LEVEL, Scan,
+                    TERMINAL, is_uuid, iso, random_uuid)
+from .paging import paginate, parse_no_filter, parse_scan_filter
 
-# ---------------------------------------------------------------------------
-# The Invicti API
-# ---------------------------------------------------------------------------
+RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _is_rfc3339(value):
+    """An RFC 3339 date-time that names a real instant (not 2030-02-30)."""
+    if RFC3339_RE.match(value) is None:
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def _check_type(problems, name, value, kind, **limits):
+    """One property of a body against the spec's type and limits."""
+    if kind == "boolean":
+        ok = isinstance(value, bool)
+    elif kind == "integer":
+        ok = type(value) is int and limits.get("minimum", value) <= value <= limits.get(
+            "maximum", value)
+    elif kind == "uuid":
+        ok = is_uuid(value)
+    elif kind == "string":
+        ok = isinstance(value, str) and len(value) <= limits.get("maxLength", len(value))
+    elif kind == "date-time|null":
+        ok = value is None or (isinstance(value, str) and _is_rfc3339(value))
+    else:
+        raise AssertionError(kind)
+    if not ok:
+        detail = ", ".join(f"{k} {v}" for k, v in limits.items())
+        problems.append(f"{name}: must be {kind}" + (f" ({detail})" if detail else ""))
+
+
+# The spec's Scan and Schedule schemas (required fields, types and limits).
+SCAN_FIELDS = {"target_id": ("uuid", {}), "profile_id": ("uuid", {}),
+               "report_template_id": ("uuid", {}), "max_scan_time": ("integer", {}),
+               "incremental": ("boolean", {})}
+SCHEDULE_FIELDS = {"disable": ("boolean", {}), "time_sensitive": ("boolean", {}),
+                   "history_limit": ("integer", {"minimum": 0, "maximum": 10}),
+                   "start_date": ("date-time|null", {}),
+                   "recurrence": ("string", {"maxLength": 256}),
+                   "triggerable": ("boolean", {})}
+
+
+# The spec's ScanInfo.status enum.  "resuming" is in its ScanStatistics
+# enum but not in ScanInfo's (the spec disagrees with itself); the others a
+# scan can show here are invented (model.py) or pinned by a test.
+SCANINFO_STATUSES = frozenset(("scheduled", "queued", "starting", "processing", "aborting",
+                               "aborted", "pausing", "paused", "completed", "failed"))
+
+
+def off_spec_status(status):
+    """Why an answer with this status departs from the spec, or None."""
+    if status in SCANINFO_STATUSES:
+        return None
+    if status == "resuming":
+        return "status resuming (in the spec's ScanStatistics, not its ScanInfo)"
+    return f"status {status!r} (invented, or pinned by a test)"
+
+
+def scan_body_problems(body):
+    """What is wrong with a launch body against the spec's Scan schema."""
+    if not isinstance(body, dict):
+        return ["body: must be a JSON object"]
+    problems = [f"{f}: required" for f in ("target_id", "profile_id", "schedule")
+                if f not in body]
+    for name, (kind, limits) in SCAN_FIELDS.items():
+        if name in body:
+            _check_type(problems, name, body[name], kind, **limits)
+    schedule = body.get("schedule")
+    if "schedule" in body and not isinstance(schedule, dict):
+        problems.append("schedule: must be an object")
+    elif isinstance(schedule, dict):
+        for name, (kind, limits) in SCHEDULE_FIELDS.items():
+            if name in schedule:
+                _check_type(problems, f"schedule.{name}", schedule[name], kind, **limits)
+    if body.get("user_authorized_to_scan") != "yes":
+        problems.append('user_authorized_to_scan: must be "yes"')
+    return problems
+
 
 class ApiApp(FaultInjection):
     PREFIX = "/api/v1"
@@ -25,11 +118,9 @@ class ApiApp(FaultInjection):
         p = self.PREFIX
         self.launch_template = p + "/scans"
         router = self.router = Router()
-        router.add(p + "/me", get=self.me)
         router.add(p + "/scans", get=self.list_scans, post=self.launch)
         router.add(p + "/scans/{scan_id}", get=self.get_scan, delete=self.delete_scan)
         router.add(p + "/scans/{scan_id}/abort", post=self.abort)
-        router.add(p + "/scans/{scan_id}/pause", post=self.pause)
         router.add(p + "/scans/{scan_id}/resume", post=self.resume)
         router.add(p + "/scans/{scan_id}/results", get=self.results)
         router.add(p + "/scans/{scan_id}/results/{session_id}/vulnerabilities",
@@ -38,15 +129,14 @@ class ApiApp(FaultInjection):
                    get=self.vulnerability)
         router.add(p + "/targets", get=self.targets)
         router.add(p + "/scanning_profiles", get=self.scanning_profiles)
-        self._me_body = encode_json(ME)
         self._token = self._forbidden = None
-        self._shape = "wrapped"
+        self._config = None
 
     def configure(self, config):
         self._token = config.token.encode() if config.token is not None else None
         self._forbidden = (config.forbidden_token.encode()
                            if config.forbidden_token is not None else None)
-        self._shape = config.shape
+        self._config = config
 
     # -- entry point from HttpConnection --
     def handle(self, conn, req):
@@ -76,6 +166,10 @@ class ApiApp(FaultInjection):
             template = route.template if route else None
             if auth == "forbidden":
                 resp = error_response(403, ["The token lacks the permission for this request"])
+            elif self._config.auth_failure == 400:
+                resp = error_response(400, ["Missing X-Auth header" if auth == "missing"
+                                            else "Invalid X-Auth token"],
+                                      "Invalid Authorization header")
             else:
                 resp = error_response(401, ["Missing X-Auth header" if auth == "missing"
                                             else "Invalid X-Auth token"])
@@ -93,79 +187,65 @@ class ApiApp(FaultInjection):
         return meta
 
     # -- helpers --
+    def _date(self, ts):
+        """A date as the configured server writes it (config.py "dates")."""
+        text = iso(ts)
+        return text[:-6] if self._config.dates == "naive" else text
+
     def _scan(self, scan_id):
         scan = self.sim.scans.get(scan_id.lower())
         if scan is None or scan.deleted:
             raise ApiError(404, [f"Scan {scan_id} not found"])
         return scan
 
-    def _session_json(self, scan, st, single):
+    def _session_json(self, scan, st, end_date):
+        """The spec's ScanInfo (current_session); end_date only on request."""
+        if (st.start_u is None and st.status not in TERMINAL
+                and self._config.session_before_start == "empty"):
+            return {}
         clock = self.sim.clock
         counts = scan.counts(st.progress)
-        session = {}
+        session = {"status": st.status, "progress": st.progress,
+                   "severity_counts": counts,
+                   "threat": next((SEVERITY_LEVEL[k] for k in SEVERITY_KEYS[:4] if counts[k]), 0),
+                   "event_level": 2 if st.status == "failed" else 0,
+                   "acusensor": False}
         if st.start_u is not None:
             session["scan_session_id"] = scan.session_id
-        session["status"] = st.status
-        session["progress"] = st.progress
-        session["severity_counts"] = counts
-        if single:
-            session["threat"] = next(
-                (SEVERITY_LEVEL[k] for k in SEVERITY_KEYS[:4] if counts[k]), 0)
-            session["event_level"] = 2 if st.status == "failed" else 0
-            session["acusensor"] = False
-        if st.start_u is not None:
-            session["start_date"] = iso(clock.wall(st.start_u))
-        if st.end_u is not None:
-            session["end_date"] = iso(clock.wall(st.end_u))
+            session["start_date"] = self._date(clock.wall(st.start_u))
+        if end_date and st.end_u is not None:
+            session["end_date"] = self._date(clock.wall(st.end_u))
         return session
 
-    def _scan_single(self, scan, st):
+    def _scan_item(self, scan, st):
+        """The spec's ScanItemResponse."""
         t = scan.target
-        return {
+        item = {
             "scan_id": scan.scan_id,
             "target_id": t.target_id,
             "profile_id": scan.profile_id,
             "profile_name": PROFILE_NAMES[scan.profile_id],
             "schedule": scan.schedule,
             "target": {"address": t.address, "description": t.description,
-                       "criticality": t.criticality},
+                       "type": "default", "criticality": t.criticality},
             "criticality": t.criticality,
             "manual_intervention": False,
-            "next_run": iso(scan.created_at),
             "incremental": scan.options["incremental"],
             "max_scan_time": scan.options["max_scan_time"],
-            "current_session": self._session_json(scan, st, True),
+            "current_session": self._session_json(scan, st, self._config.session_end_date),
         }
+        if scan.options.get("report_template_id"):
+            item["report_template_id"] = scan.options["report_template_id"]
+        if not scan.disabled:
+            item["next_run"] = self._date(self.sim.clock.wall(scan.launch_u))
+        if st.start_u is not None:
+            item["start_date"] = self._date(self.sim.clock.wall(st.start_u))
+        return item
 
     # -- handlers --
-    def me(self, req):
-        return Response(200, self._me_body)
-
     def launch(self, req):
         body = req.json_body()
-        if not isinstance(body, dict):
-            raise ApiError(422, ["body: must be a JSON object"])
-        problems = []
-        for field in ("target_id", "profile_id"):
-            if field not in body:
-                problems.append(f"{field}: required")
-            elif not is_uuid(body[field]):
-                problems.append(f"{field}: must be a uuid string")
-        if body.get("user_authorized_to_scan") != "yes":
-            problems.append('user_authorized_to_scan: must be "yes"')
-        schedule = body.get("schedule")
-        if not isinstance(schedule, dict):
-            problems.append("schedule: required, must be an object")
-        else:
-            for flag in ("disable", "time_sensitive"):
-                if flag in schedule and not isinstance(schedule[flag], bool):
-                    problems.append(f"schedule.{flag}: must be a boolean")
-        for flag in ("continuous", "incremental"):
-            if flag in body and not isinstance(body[flag], bool):
-                problems.append(f"{flag}: must be a boolean")
-        if "max_scan_time" in body and (type(body["max_scan_time"]) is not int
-                                        or body["max_scan_time"] < 0):
-            problems.append("max_scan_time: must be a non-negative integer")
+        problems = scan_body_problems(body)
         if problems:
             raise ApiError(422, problems)
         target = self.sim.targets.get(body["target_id"].lower())
@@ -176,22 +256,29 @@ class ApiApp(FaultInjection):
             raise ApiError(404, [f"Scanning profile {body['profile_id']} not found"],
                            "Scanning profile not found")
         sim = self.sim
-        scan_id = random_uuid(sim.id_rng)
-        scan_schedule = {"disable": schedule.get("disable", False),
-                         "time_sensitive": schedule.get("time_sensitive", False),
-                         "triggerable": False}
-        options = {"continuous": body.get("continuous", False),
-                   "incremental": body.get("incremental", False),
+        given = body["schedule"]
+        schedule = {"disable": given.get("disable", False),
+                    "time_sensitive": given.get("time_sensitive", False),
+                    "triggerable": given.get("triggerable", False)}
+        for key in ("start_date", "recurrence", "history_limit"):
+            if given.get(key) is not None:
+                schedule[key] = given[key]
+        start_u = sim.clock.now()
+        if given.get("start_date"):
+            start = datetime.fromisoformat(given["start_date"].upper().replace("Z", "+00:00"))
+            start_u = max(start_u, sim.clock.units_at(start.timestamp()))
+        options = {"incremental": body.get("incremental", False),
                    "max_scan_time": body.get("max_scan_time", 0)}
+        if body.get("report_template_id"):
+            options["report_template_id"] = body["report_template_id"].lower()
+        scan_id = random_uuid(sim.id_rng)
         scan = Scan(len(sim.scans) + 1, scan_id, random_uuid(sim.id_rng), target, profile_id,
-                    scan_schedule, options, sim.clock.now(), time.time())
+                    schedule, options, start_u, time.time(), disabled=schedule["disable"])
         sim.scans[scan_id] = scan
-        out = {"profile_id": profile_id, "schedule": dict(scan_schedule),
-               "target_id": target.target_id, **options,
-               "next_run": iso(scan.created_at), "user_authorized_to_scan": "yes"}
-        mode = sim.config.scan_id_in
-        if mode != "location":
-            out["scan_id"] = scan_id
+        out = self._scan_item(scan, scan.state(sim.clock.now()))
+        mode = self._config.scan_id_in
+        if mode == "location":
+            del out["scan_id"]
         headers = [] if mode == "body" else [("Location", f"{self.PREFIX}/scans/{scan_id}")]
         resp = json_response(out, 201, headers)
         resp.created = scan
@@ -205,42 +292,62 @@ class ApiApp(FaultInjection):
             _, status, progress, _ = scan.plan[-1]
             scan.pin = (status, int(progress), now)
         st = scan.state(now)
-        key = (st, self._shape)
+        config = self._config
+        key = (st, config.shape, config.session_end_date, config.session_before_start,
+               config.dates)
         if scan.cache_key != key:
-            if self._shape == "single":
-                body = self._scan_single(scan, st)
+            if config.shape == "single":
+                body = self._scan_item(scan, st)
             else:
-                body = {"scans": [{"scan_id": scan.scan_id, "target_id": scan.target.target_id,
-                                   "profile_id": scan.profile_id,
-                                   "current_session": self._session_json(scan, st, False)}]}
+                # the seed's example: a list of one, its session with end_date
+                body = {"scans": [{"scan_id": scan.scan_id,
+                                   "current_session": self._session_json(scan, st, True)}]}
             scan.cache_body = encode_json(body)
             scan.cache_key = key
-        return Response(200, scan.cache_body)
+        resp = Response(200, scan.cache_body)
+        resp.off_spec = ("shape=wrapped (the seed document's)" if config.shape == "wrapped"
+                         else off_spec_status(st.status))
+        return resp
 
     def list_scans(self, req):
         args = req.query_args()
         q = args.get("q", "")
         filters = parse_scan_filter(q)
+        if self._config.scan_filter == "ignore":
+            filters = {}
         now = self.sim.clock.now()
         rows = []
         for scan in reversed(list(self.sim.scans.values())):
             if scan.deleted:
                 continue
-            if "target_id" in filters and scan.target.target_id not in filters["target_id"]:
+            t = scan.target
+            if "target_id" in filters and t.target_id not in filters["target_id"]:
                 continue
             if "profile_id" in filters and scan.profile_id not in filters["profile_id"]:
                 continue
-            st = scan.state(now)
-            if "status" in filters and st.status not in filters["status"]:
+            if "group_id" in filters:
+                continue            # the simulator has no target groups
+            if ("business_criticality" in filters
+                    and str(t.criticality) not in filters["business_criticality"]):
                 continue
+            st = scan.state(now)
+            if "scan_status" in filters and st.status not in filters["scan_status"]:
+                continue
+            if "threat" in filters:
+                counts = scan.counts(st.progress)
+                threat = next((SEVERITY_LEVEL[k] for k in SEVERITY_KEYS[:4] if counts[k]), 0)
+                if str(threat) not in filters["threat"]:
+                    continue
             rows.append((scan, st))
-        page, pagination = paginate(self.sim.config.pagination, "scans", rows,
+        page, pagination = paginate(self._config, "scans", rows,
                                     [-scan.seq for scan, _ in rows], args, q, "created:desc")
-        return json_response({"scans": [self._scan_single(s, st) for s, st in page],
+        resp = json_response({"scans": [self._scan_item(s, st) for s, st in page],
                               "pagination": pagination})
+        resp.off_spec = next(filter(None, (off_spec_status(st.status) for _, st in page)), None)
+        return resp
 
     def _action(self, scan_id, action, allowed, refusal):
-        """abort/pause/resume: 204 if `allowed(status)`, else 409."""
+        """abort/resume: 204 if `allowed(status)`, else 409."""
         scan = self._scan(scan_id)
         now = self.sim.clock.now()
         status = scan.state(now).status
@@ -253,11 +360,6 @@ class ApiApp(FaultInjection):
     def abort(self, req, scan_id):
         return self._action(scan_id, "abort", lambda s: s not in TERMINAL,
                             "Scan cannot be aborted: it is already {status}")
-
-    def pause(self, req, scan_id):
-        return self._action(scan_id, "pause",
-                            lambda s: s in ("starting", "processing", "resuming"),
-                            "Scan cannot be paused in status {status}")
 
     def resume(self, req, scan_id):
         return self._action(scan_id, "resume", lambda s: s == "paused",
@@ -273,11 +375,11 @@ class ApiApp(FaultInjection):
         rows = []
         if st.start_u is not None:
             row = {"scan_id": scan.scan_id, "result_id": scan.session_id,
-                   "start_date": iso(self.sim.clock.wall(st.start_u)), "status": st.status}
+                   "start_date": self._date(self.sim.clock.wall(st.start_u)), "status": st.status}
             if st.end_u is not None:
-                row["end_date"] = iso(self.sim.clock.wall(st.end_u))
+                row["end_date"] = self._date(self.sim.clock.wall(st.end_u))
             rows.append(row)
-        page, pagination = paginate(self.sim.config.pagination, "results", rows,
+        page, pagination = paginate(self._config, "results", rows,
                                     list(range(len(rows))), req.query_args(), scan.scan_id,
                                     "start_date:desc")
         return json_response({"results": page, "pagination": pagination})
@@ -287,7 +389,7 @@ class ApiApp(FaultInjection):
         st = scan.state(self.sim.clock.now())
         if st.start_u is None or session_id.lower() != scan.session_id:
             raise ApiError(404, [f"Scan session {session_id} not found"])
-        seen = iso(self.sim.clock.wall(st.start_u))
+        seen = self._date(self.sim.clock.wall(st.start_u))
         counts = scan.counts(st.progress)
         catalogue = scan.vuln_catalogue()
         return [dict(item, first_seen=seen, last_seen=seen)
@@ -299,8 +401,10 @@ class ApiApp(FaultInjection):
 
     def vulnerabilities(self, req, scan_id, session_id):
         items = self._visible_vulns(scan_id, session_id)
-        page, pagination = paginate(self.sim.config.pagination, "vulns", items,
-                                    list(range(len(items))), req.query_args(),
+        args = req.query_args()
+        parse_no_filter(args.get("q", ""))
+        page, pagination = paginate(self._config, "vulns", items,
+                                    list(range(len(items))), args,
                                     f"{scan_id}/{session_id}", "severity:desc")
         return json_response({"vulnerabilities": [self._public_vuln(v) for v in page],
                               "pagination": pagination})
@@ -324,8 +428,8 @@ class ApiApp(FaultInjection):
             "recommendation": "Fix the issue and rescan the target.",
             "request": f"GET /{path}{query} HTTP/1.1\r\nHost: {host}\r\n"
                        "User-Agent: Mozilla/5.0 (invicti_sim)\r\n\r\n",
-            "response_info": False,
-            "highlights": [{"index": 4, "length": len(path) + 1, "in_response": False}],
+            "response_info": "",
+            "highlights": [{"index": 4, "length": len(path) + 1, "in": "request"}],
             "references": [{"rel": item["tags"][0],
                             "href": "https://cwe.mitre.org/data/definitions/"
                                     f"{item['tags'][0].removeprefix('CWE-')}.html"}],
@@ -333,6 +437,9 @@ class ApiApp(FaultInjection):
         return json_response(detail)
 
     def targets(self, req):
+        """The spec's TargetListResponse; last_scan_* only once a scan exists."""
+        args = req.query_args()
+        parse_no_filter(args.get("q", ""))
         targets = sorted(self.sim.targets.values(), key=lambda t: t.order)
         last = {}
         for scan in self.sim.scans.values():
@@ -343,23 +450,21 @@ class ApiApp(FaultInjection):
         for t in targets:
             item = {"target_id": t.target_id, "address": t.address,
                     "description": t.description, "criticality": t.criticality,
-                    "type": "default", "continuous_mode": False, "manual_intervention": False,
-                    "last_scan_id": None, "last_scan_session_id": None,
-                    "last_scan_session_status": None, "last_scan_date": None}
+                    "type": "default", "continuous_mode": False, "manual_intervention": False}
             scan = last.get(t.target_id)
             if scan is not None:
                 st = scan.state(now)
-                started = st.start_u is not None
-                item.update(last_scan_id=scan.scan_id,
-                            last_scan_session_id=scan.session_id if started else None,
-                            last_scan_session_status=st.status,
-                            last_scan_date=iso(scan.created_at))
+                item.update(last_scan_id=scan.scan_id, last_scan_session_status=st.status,
+                            last_scan_date=self._date(scan.created_at))
+                if st.start_u is not None:
+                    item["last_scan_session_id"] = scan.session_id
             rows.append(item)
-        page, pagination = paginate(self.sim.config.pagination, "targets", rows,
-                                    [t.order for t in targets], req.query_args(), "", "order:asc")
+        page, pagination = paginate(self._config, "targets", rows,
+                                    [t.order for t in targets], args, "", "order:asc")
         return json_response({"targets": page, "pagination": pagination})
 
     def scanning_profiles(self, req):
         return json_response({"scanning_profiles": [
-            {"profile_id": pid, "name": name, "custom": False, "sort_order": i + 1}
+            {"profile_id": pid, "name": name, "custom": False, "sort_order": i + 1,
+             "checks": []}
             for i, (pid, name) in enumerate(SCANNING_PROFILES)]})

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 
-from .config import Config
+from .config import VARIANTS
 from .model import Target
 from .simulator import Simulator
 
@@ -28,20 +28,41 @@ def parse_args(argv):
     ap.add_argument("--token", help="the valid X-Auth value")
     ap.add_argument("--no-auth", action="store_true", help="accept requests without X-Auth")
     ap.add_argument("--forbidden-token", help="a token that authenticates but gets 403")
-    ap.add_argument("--shape", choices=Config.CHOICES["shape"], default="wrapped")
-    ap.add_argument("--scan-id-in", choices=Config.CHOICES["scan_id_in"],
-                    default="body+location")
-    ap.add_argument("--pagination", choices=Config.CHOICES["pagination"], default="cursors")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                    help="a documented variant instead of the spec's behaviour "
+                         f"(keys: {', '.join(VARIANTS)}); repeatable")
+    for key in ("shape", "scan_id_in", "pagination"):
+        ap.add_argument("--" + key.replace("_", "-"), dest=key,
+                        help=f"same as --variant {key}=VALUE")
     ap.add_argument("--time-scale", type=float, default=1.0,
                     help="seconds per time unit of the scan timeline")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log-file", help="append every request-log entry as a JSON line")
+    ap.add_argument("--contract-log",
+                    help="append every exchange (without the token) for the contract test")
     ap.add_argument("--log-cap", type=int, default=2_000_000,
                     help="request-log entries kept in memory")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--targets-file", help='JSON {"targets": [...]} preloaded at start')
     args = ap.parse_args(argv)
+    args.variants = {}
+    for item in args.variant + [f"{k}={getattr(args, k)}" for k in ("shape", "scan_id_in",
+                                                                      "pagination")
+                                if getattr(args, k) is not None]:
+        key, _, value = item.partition("=")
+        if key not in VARIANTS:
+            ap.error(f"--variant: unknown key {key!r} (keys: {', '.join(VARIANTS)})")
+        default = VARIANTS[key][0]
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false"):
+                ap.error(f"--variant {key}: must be true or false")
+            value = value.lower() == "true"
+        elif isinstance(default, int):
+            value = int(value) if value.isdigit() else value
+        if value != default and value not in VARIANTS[key][1]:
+            ap.error(f"--variant {key}: must be one of {[default, *VARIANTS[key][1]]}")
+        args.variants[key] = value
     if args.token is None and not args.no_auth:
         ap.error("--token is required unless --no-auth is given")
     if args.token is not None and args.no_auth:

@@ -1,40 +1,66 @@
-"""The simulator's switchable behaviour (response shapes, paging style, tokens).
+"""The simulator's switchable behaviour: where the vendor's sources differ,
+or a real server may differ from them, each variant is a setting.
 
-It must never return a token value: the public view says only whether
-one is set.
+The default of every setting is what the vendor's Swagger file ("Acunetix
+Scanner API", test/contract/acunetix-api.yaml) says.  The other values are
+other real shapes (the seed document's, older servers'), each named for its
+source in VARIANTS.
+
+It must never return a token value: the public view says only whether one
+is set.
 
 Part of invicti_sim (see ../invicti_sim.py and ../README.md)."""
 
+# setting -> (spec default, other values, where each comes from)
+VARIANTS = {
+    # GET /scans/{id}: the spec's ScanItemResponse, or the seed's {"scans": [...]}
+    "shape": ("single", ("wrapped",)),
+    # the 201 of a launch: the spec puts the id in Location only; the seed
+    # also in the body; "body" stands for a server that forgets Location
+    "scan_id_in": ("location", ("body+location", "body")),
+    # list paging: pagination.cursors (spec); next_cursor as a string, or as
+    # an integer (older servers; the vendor's Jenkins plugin reads getInt)
+    "pagination": ("cursors", ("next_cursor", "next_cursor_int")),
+    # cursor values: offsets, as the spec's example ?c=2&l=1; "opaque" stands
+    # for a server whose cursors do not shift when the list changes
+    "cursors": ("offset", ("opaque",)),
+    # current_session.end_date: not in the spec's ScanInfo (the end date is
+    # on GET /scans/{id}/results); the seed's example has one
+    "session_end_date": (False, (True,)),
+    # current_session before the session starts: the status only, or {}
+    "session_before_start": ("status_only", ("empty",)),
+    # a missing or bad X-Auth: 401 (the vendor's plugins), or 400 "Invalid
+    # Authorization header" (seen on real servers)
+    "auth_failure": (401, (400,)),
+    # q on GET /scans: honoured (spec), or ignored (a server that answers
+    # every scan whatever the filter)
+    "scan_filter": ("honour", ("ignore",)),
+    # dates: with their UTC offset, or "naive" without one (the spec
+    # declares several as plain "date", which carries no zone: UTC)
+    "dates": ("offset", ("naive",)),
+}
 
-
-# ---------------------------------------------------------------------------
-# Configuration
-# ---------------------------------------------------------------------------
 
 class Config:
-    CHOICES = {"shape": ("wrapped", "single"),
-               "scan_id_in": ("body+location", "location", "body"),
-               "pagination": ("cursors", "next_cursor")}
-
-    def __init__(self, shape, scan_id_in, pagination, time_scale, token, forbidden_token):
-        self.shape = shape
-        self.scan_id_in = scan_id_in
-        self.pagination = pagination
+    def __init__(self, time_scale, token, forbidden_token, **variants):
         self.time_scale = time_scale
         self.token = token
         self.forbidden_token = forbidden_token
+        for key, (default, _) in VARIANTS.items():
+            setattr(self, key, variants.get(key, default))
 
     def copy(self):
-        return Config(self.shape, self.scan_id_in, self.pagination, self.time_scale,
-                      self.token, self.forbidden_token)
+        return Config(self.time_scale, self.token, self.forbidden_token,
+                      **{key: getattr(self, key) for key in VARIANTS})
 
     def update(self, changes):
         """Validate every change, then apply all (control API)."""
         new = self.copy()
         for key, value in changes.items():
-            if key in self.CHOICES:
-                if value not in self.CHOICES[key]:
-                    raise ValueError(f"{key} must be one of {list(self.CHOICES[key])}")
+            if key in VARIANTS:
+                default, others = VARIANTS[key]
+                if value != default and value not in others:
+                    raise ValueError(f"{key} must be one of {[default, *others]}")
             elif key == "time_scale":
                 if (not isinstance(value, (int, float)) or isinstance(value, bool)
                         or value <= 0):
@@ -49,7 +75,7 @@ class Config:
         return new
 
     def public(self):
-        return {"shape": self.shape, "scan_id_in": self.scan_id_in,
-                "pagination": self.pagination, "time_scale": self.time_scale,
-                "token_set": self.token is not None,
-                "forbidden_token_set": self.forbidden_token is not None}
+        out = {key: getattr(self, key) for key in VARIANTS}
+        out.update(time_scale=self.time_scale, token_set=self.token is not None,
+                   forbidden_token_set=self.forbidden_token is not None)
+        return out

@@ -98,6 +98,7 @@ class ControlApp:
                 "end_date": iso(clock.wall(st.end_u)) if st.end_u is not None else None,
                 "severity_counts": scan.counts(st.progress),
                 "outcome": scan.target.outcome,
+                "schedule": scan.schedule, "options": scan.options,
                 "deleted": scan.deleted, "request_seq": scan.request_seq,
                 "pinned": scan.pin is not None}
 

@@ -67,7 +67,8 @@ FAULT_PARAMS = {
                 "when": ("before", lambda v, n: _choice(v, n, ("before", "after")))},
     "status": {"status": (500, lambda v, n: _integer(v, n, 200, 599)),
                "reason": (None, lambda v, n: _string(v, n)),
-               "details": (None, lambda v, n: v if isinstance(v, list) else _string(v, n)),
+               # a list as the spec has it; an object too (a delay: retry_after)
+               "details": (None, lambda v, n: v if isinstance(v, (list, dict)) else _string(v, n)),
                "retry_after": (None, lambda v, n: v if v == "date" else _number(v, n)),
                "seconds": (60, _number), "process": (False, _boolean)},
     "drop": {"when": ("before", lambda v, n: _choice(v, n, ("before", "after"))),
@@ -245,8 +246,11 @@ class FaultInjection:
         if mutation == "cursor_cycle":
             # serve the first page whatever the cursor, and point to the other one
             given = req.query_args().get("c")
+            sent_query = req.query
             req.query = "&".join(p for p in req.query.split("&") if not p.startswith("c="))
         resp = self.process(req)
+        if mutation == "cursor_cycle":
+            req.query = sent_query      # the request log shows what the client sent
         token = (req.headers.get(b"x-auth") or b"").decode("latin-1")
         if mutation == "echo_token":
             if resp.status == 201:

@@ -136,7 +136,8 @@ class Request:
 
 class Response:
     """A response plus what the request log needs to know about it."""
-    __slots__ = ("status", "body", "headers", "ctype", "auth", "template", "created")
+    __slots__ = ("status", "body", "headers", "ctype", "auth", "template", "created",
+                 "off_spec")
 
     def __init__(self, status, body=b"", headers=(), ctype=JSON_CT):
         self.status = status
@@ -146,9 +147,11 @@ class Response:
         self.auth = "ok"
         self.template = None
         self.created = None              # Scan created by this request, if any
+        self.off_spec = None             # why this answer knowingly departs from the spec
 
     def carry_meta(self, other):
         self.auth, self.template, self.created = other.auth, other.template, other.created
+        self.off_spec = other.off_spec
         return self
 
     def head(self, keep_alive, http10=False, length=None):

@@ -41,7 +41,9 @@ PROFILE_NAMES = dict(SCANNING_PROFILES)
 OUTCOMES = ("completed", "failed", "aborted", "paused", "unknown", "stuck_unknown")
 TERMINAL = frozenset(("completed", "failed", "aborted"))
 PRE_SESSION = frozenset(("scheduled", "queued"))
-UNKNOWN_STATUS = "under_review"   # a status no client knows
+# A status no Invicti product uses (invented, not in the spec): it tests
+# that a client stores a status it does not know and keeps polling.
+UNKNOWN_STATUS = "under_review"
 
 SEVERITY_KEYS = ("critical", "high", "medium", "low", "info")
 SEVERITY_LEVEL = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
@@ -103,23 +105,19 @@ VULN_PATHS = ["/login", "/search", "/admin/index.php", "/api/items", "/cart",
               "/profile/edit", "/download", "/feedback", "/", "/static/js/app.js"]
 VULN_STATUSES = ["open"] * 17 + ["fixed", "ignored", "false_positive"]
 
-ME = {
-    "user_id": "0b5a55e6-4b1e-4b8c-9a43-5f0d2c1e7a10",
-    "email": "simulator@invicti.test",
-    "first_name": "Invicti",
-    "last_name": "Simulator",
-    "company": "invicti_sim",
-    "role": "master",
-    "enabled": True,
-    "totp_enabled": False,
-}
-
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+# The last whole second datetime can show (a float has no room for the
+# microseconds there): a schedule.start_date of 9999-12-31T23:59:59.999999Z
+# must not overflow by a float rounding.
+MAX_TIMESTAMP = 253402300799.0
 
 
 def iso(ts):
     """Epoch seconds -> ISO 8601 with microseconds and +00:00, like the seed."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(min(ts, MAX_TIMESTAMP),
+                                  timezone.utc).isoformat(timespec="microseconds")
 
 
 def random_uuid(rng):
@@ -159,6 +157,11 @@ class SimClock:
         elapsed0, units0, scale = self._segments[-1]
         self._segments.append((elapsed, units0 + (elapsed - elapsed0) / scale,
                                seconds_per_unit))
+
+    def units_at(self, wall):
+        """The unit instant of an epoch time (the current scale beyond now)."""
+        elapsed0, units0, scale = self._segments[-1]
+        return units0 + (wall - self._wall0 - elapsed0) / scale
 
     def wall(self, units):
         for elapsed0, units0, scale in reversed(self._segments):
@@ -246,7 +249,7 @@ class Scan:
     """
 
     def __init__(self, seq, scan_id, session_id, target, profile_id, schedule,
-                 options, launch_u, created_at):
+                 options, launch_u, created_at, disabled=False):
         self.seq = seq
         self.scan_id = scan_id
         self.session_id = session_id
@@ -254,19 +257,22 @@ class Scan:
         self.profile_id = profile_id
         self.schedule = schedule
         self.options = options          # continuous, incremental, max_scan_time
-        self.launch_u = launch_u
+        self.launch_u = launch_u        # when the timeline starts (schedule.start_date)
         self.created_at = created_at
+        self.disabled = disabled        # schedule.disable: it never starts
         self.deleted_at = None
         self.request_seq = None
         self.pin = None                 # (status, progress or None, pinned_at_u)
         self.polls = 0                  # GETs of this scan (target.polls_to_finish)
         self.plan = self._base_plan()
-        self.session_start_u = launch_u + 1 * target.duration_scale
+        self.session_start_u = None if disabled else launch_u + 1 * target.duration_scale
         self.cache_key = None
         self.cache_body = None
         self._vulns = None
 
     def _base_plan(self):
+        if self.disabled:
+            return [(self.launch_u, "scheduled", 0.0, 0.0)]
         d = self.target.duration_scale
         rate = PROGRESS_PER_UNIT / d
 
@@ -338,8 +344,8 @@ class Scan:
         plan = [seg for seg in self.plan if seg[0] < u]
         if action == "abort":
             plan += [(u, "aborting", p, 0.0), (u + 1, "aborted", p, 0.0)]
-            if current.start_u is None:
-                self.session_start_u = None
+            # the session stays as it is: none, or the one a pin started
+            self.session_start_u = current.start_u
         else:
             if action == "pause":
                 plan += [(u, "pausing", p, 0.0), (u + 1, "paused", p, 0.0)]

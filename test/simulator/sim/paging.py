@@ -1,7 +1,20 @@
-"""List paging and filters as the API does them.
+"""List paging and filters as the vendor's spec describes them.
 
-It must never be kinder than the spec: limits and filter keys it does not
-know are refused with 400.
+Paging (spec: c, l, q, s; PaginationExt {count, cursors, cursor_hash,
+sort}): `l` is 1..100; by default a cursor is an offset into the list as it
+is when the page is asked for (the spec's own example is ?c=2&l=1), so a
+list that changes between pages shifts its items, as a real one does.  The
+"opaque" cursors of config.py stand for a server whose cursors name the last
+item seen instead.  The next page is announced in pagination.cursors
+[current, next] (spec) or pagination.next_cursor, a string or an integer
+(older servers).
+
+Filters (spec, GET /scans): target, target_id (the spec's example),
+scan_status, threat, business_criticality, profile_id, group_id; values
+comma-separated, clauses separated by ';'.
+
+It must never be kinder than the spec: limits, cursors and filter keys it
+does not know are refused with 400.
 
 Part of invicti_sim (see ../invicti_sim.py and ../README.md)."""
 
@@ -11,9 +24,6 @@ import hashlib
 
 from .httpserver import ApiError
 
-# ---------------------------------------------------------------------------
-# Pagination
-# ---------------------------------------------------------------------------
 
 def parse_limit(args):
     raw = args.get("l")
@@ -28,12 +38,12 @@ def parse_limit(args):
     return limit
 
 
-def encode_cursor(kind, qhash, key):
+def _encode_opaque(kind, qhash, key):
     raw = f"{kind}:{qhash[:8]}:{'-' if key is None else key}".encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor, kind, qhash):
+def _decode_opaque(cursor, kind, qhash):
     """-> key after which the page starts (None: first page); 400 if invalid."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -47,46 +57,71 @@ def decode_cursor(cursor, kind, qhash):
         raise ApiError(400, [f"c: invalid cursor {cursor!r}"], "Invalid cursor") from None
 
 
-def paginate(style, kind, items, keys, args, filter_sig, sort):
-    """Page a list already ordered by ascending int keys.
+def _parse_offset(cursor):
+    if not cursor.isdigit() or len(cursor) > 9:
+        raise ApiError(400, [f"c: invalid cursor {cursor!r}"], "Invalid cursor")
+    return int(cursor)
 
-    Cursors name the last key of the previous page, so new items added to the
-    front (newest-first lists) never shift later pages.
-    """
+
+def paginate(config, kind, items, keys, args, filter_sig, sort):
+    """One page of `items` (ordered; `keys` ascending ints, for opaque
+    cursors) and its pagination object."""
     limit = parse_limit(args)
     qhash = hashlib.md5(f"{kind}|{filter_sig}|{sort}".encode()).hexdigest()
-    cursor = args.get("c")
-    start = 0
-    if cursor:
-        anchor = decode_cursor(cursor, kind, qhash)
-        if anchor is not None:
-            start = bisect.bisect_right(keys, anchor)
+    cursor = args.get("c") or None
+    if config.cursors == "offset":
+        start = _parse_offset(cursor) if cursor else 0
+        current = str(start)
+        following = str(start + limit) if start + limit < len(items) else None
     else:
-        cursor = encode_cursor(kind, qhash, None)
+        start = 0
+        if cursor:
+            anchor = _decode_opaque(cursor, kind, qhash)
+            if anchor is not None:
+                start = bisect.bisect_right(keys, anchor)
+        current = cursor or _encode_opaque(kind, qhash, None)
+        following = (_encode_opaque(kind, qhash, keys[start + limit - 1])
+                     if start + limit < len(items) else None)
     page = items[start:start + limit]
-    next_cursor = (encode_cursor(kind, qhash, keys[start + limit - 1])
-                   if start + limit < len(items) else None)
-    pagination = {"count": len(items), "cursor_hash": qhash, "sort": sort}
-    if style == "cursors":
-        pagination["cursors"] = [cursor] if next_cursor is None else [cursor, next_cursor]
+    pagination = {"count": len(items),
+                  "cursor_hash": hashlib.md5(f"{current}|{qhash}".encode()).hexdigest(),
+                  "sort": sort}
+    if config.pagination == "cursors":
+        pagination["cursors"] = [current] if following is None else [current, following]
+    elif config.pagination == "next_cursor_int" and config.cursors == "offset":
+        pagination["next_cursor"] = None if following is None else int(following)
     else:
-        pagination["next_cursor"] = next_cursor
+        pagination["next_cursor"] = following
     return page, pagination
 
 
+SCAN_FILTER_KEYS = ("target", "target_id", "scan_status", "threat",
+                    "business_criticality", "profile_id", "group_id")
+
+
 def parse_scan_filter(q):
-    """'key:value;key2:v1,v2' -> {key: set(values)}; 400 on bad syntax."""
+    """'key:value;key2:v1,v2' -> {key: set(values)}; 400 on bad syntax or keys."""
     filters = {}
     for clause in filter(None, (c.strip() for c in q.split(";"))):
         key, sep, values = clause.partition(":")
         key = key.strip()
         if not sep or not values:
             raise ApiError(400, [f"q: expected key:value, got {clause!r}"])
-        if key not in ("target_id", "profile_id", "status"):
+        if key not in SCAN_FILTER_KEYS:
             raise ApiError(400, [f"q: unsupported filter key {key!r} "
-                                 "(supported: target_id, profile_id, status)"])
+                                 f"(supported: {', '.join(SCAN_FILTER_KEYS)})"])
         vals = {v.strip() for v in values.split(",") if v.strip()}
-        if key != "status":
+        if key in ("target", "target_id", "profile_id", "group_id"):
             vals = {v.lower() for v in vals}
+        if key == "target":
+            if len(vals) != 1:
+                raise ApiError(400, ["q: target accepts a single target id"])
+            key = "target_id"
         filters[key] = filters[key] & vals if key in filters else vals
     return filters
+
+
+def parse_no_filter(q):
+    """A list the spec documents no filter keys for: any q is refused."""
+    if q.strip():
+        raise ApiError(400, [f"q: this list has no filter keys, got {q!r}"])

@@ -26,11 +26,13 @@ from .requestlog import RequestLog
 class Simulator:
     def __init__(self, args, startup_targets):
         self.args = args
-        self.startup_config = Config(args.shape, args.scan_id_in, args.pagination,
-                                     args.time_scale, args.token, args.forbidden_token)
+        self.startup_config = Config(args.time_scale, args.token, args.forbidden_token,
+                                     **args.variants)
         self.startup_targets = startup_targets
         self.log = RequestLog(args.log_cap,
                               open(args.log_file, "a", encoding="utf-8") if args.log_file else None)
+        self.contract_log = (open(args.contract_log, "a", encoding="utf-8")
+                             if args.contract_log else None)
         self.api = ApiApp(self)
         self.control = ControlApp(self)
         ssl_context = None
@@ -94,6 +96,26 @@ class Simulator:
         key = (req.method, meta.template, status)
         self.stats[key] = self.stats.get(key, 0) + 1
         self.total_requests += 1
+        if self.contract_log is not None:
+            self._contract(req, status, fault, meta)
+
+    def _contract(self, req, status, fault, meta):
+        """One exchange for the contract test (test/contract/check_contract.py):
+        the request as sent (whether X-Auth was there, never its value) and,
+        unless a fault changed it, the answer."""
+        headers = req.headers
+        entry = {"method": req.method, "path": req.path, "query": req.query,
+                 "x_auth": b"x-auth" in headers,
+                 "content_type": (headers.get(b"content-type") or b"").decode("latin-1"),
+                 "body": req.body.decode("utf-8", "replace") if req.body else None,
+                 "status": status, "fault": fault}
+        if fault is None and status:
+            entry["response_headers"] = {name.lower(): value for name, value in meta.headers}
+            entry["response"] = meta.body.decode("utf-8", "replace") if meta.body else ""
+            if meta.off_spec:
+                entry["off_spec"] = meta.off_spec
+        self.contract_log.write(json.dumps(entry) + "\n")
+        self.contract_log.flush()
 
     # -- outage --
     def api_down(self, seconds=None):
