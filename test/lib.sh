@@ -11,7 +11,7 @@ PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 # Debian packages every script here may need.
 INVICTI_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
   libcurl4-openssl-dev postgresql-$PG_MAJOR-cron libipc-run-perl
-  python3 make gcc openssl curl procps"
+  python3 python3-yaml python3-jsonschema make gcc openssl curl procps"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 

@@ -3,7 +3,9 @@
 #
 # Called by run_all.sh as an unprivileged user from a staged copy of the
 # tree; it writes only inside that copy.  Usage: run_suites.sh [all|regress|
-# simulator|tap|chaos ...].  PROVE_TESTS may name single TAP files.
+# simulator|tap|chaos ...].  PROVE_TESTS may name single TAP files.  The tap
+# suite ends with the contract check (test/contract/check_contract.py) of
+# every exchange its simulators logged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites="$*"
@@ -22,8 +24,13 @@ for suite in $suites; do
       /usr/bin/python3 -m unittest discover -s test/simulator -p 'test_*.py' ;;
     tap)
       printf '\n=== TAP: worker against the simulator (make prove_installcheck)\n'
+      # every simulator logs its exchanges for the contract check below
+      export INVICTI_CONTRACT_DIR="$PWD/tmp_contract"
+      rm -rf "$INVICTI_CONTRACT_DIR" && mkdir -p "$INVICTI_CONTRACT_DIR"
       make -s prove_installcheck ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
-        ${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"} ;;
+        ${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"}
+      printf '\n=== contract: every request and answer of the TAP run against the vendor spec\n'
+      /usr/bin/python3 test/contract/check_contract.py "$INVICTI_CONTRACT_DIR" ;;
     chaos)
       printf '\n=== chaos run (CI size)\n'
       test/chaos.sh --ci ;;

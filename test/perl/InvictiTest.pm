@@ -11,7 +11,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-use File::Basename qw(dirname);
+use File::Basename qw(basename dirname);
 use File::Spec;
 use HTTP::Tiny;
 use JSON::PP;
@@ -44,7 +44,9 @@ sub target_uuid
 }
 
 # Start the simulator.  Options: token, time_scale, shape, scan_id_in,
-# pagination, seed, tls_cert, tls_key, targets (list of {target_id, outcome}).
+# pagination, variants (hashref of the simulator's documented variants:
+# test/simulator/sim/config.py), seed, tls_cert, tls_key, targets (list of
+# {target_id, outcome}).  Without options it answers as the vendor's spec says.
 sub start_simulator
 {
 	my (%opt) = @_;
@@ -58,9 +60,13 @@ sub start_simulator
 		'--time-scale', ($opt{time_scale} // 0.05) * slowdown(),
 		'--seed', $opt{seed} // 1,
 		'--log-file', "$dir/requests.jsonl");
+	# the contract test (test/contract/check_contract.py) reads every exchange
+	push @cmd, '--contract-log', "$ENV{INVICTI_CONTRACT_DIR}/" . basename($dir) . "-$$.jsonl"
+	  if $ENV{INVICTI_CONTRACT_DIR};
 	push @cmd, '--shape', $opt{shape} if $opt{shape};
 	push @cmd, '--scan-id-in', $opt{scan_id_in} if $opt{scan_id_in};
 	push @cmd, '--pagination', $opt{pagination} if $opt{pagination};
+	push @cmd, map { ('--variant', "$_=$opt{variants}{$_}") } sort keys %{ $opt{variants} // {} };
 	push @cmd, '--forbidden-token', $opt{forbidden_token} if $opt{forbidden_token};
 	push @cmd, '--tls-cert', $opt{tls_cert}, '--tls-key', $opt{tls_key}
 	  if $opt{tls_cert};
