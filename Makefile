@@ -32,6 +32,7 @@ OBJS = \
 	src/job_poll.o \
 	src/job_abort.o \
 	src/job_import.o \
+	src/launch_options.o \
 	src/table_work.o \
 	src/extension_watch.o \
 	src/worker_config.o \
@@ -56,7 +57,9 @@ REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=test/regress.conf
 # TAP suites (test/t/*.pl, PostgreSQL::Test::Cluster against the project's
 # Invicti simulator): `make prove_installcheck` after `make install`, as
 # pgvector's; each test starts its own servers.  PROVE_TESTS picks files.
-PROVE_TESTS ?= test/t/*.pl
+ifeq ($(strip $(PROVE_TESTS)),)
+PROVE_TESTS = test/t/*.pl
+endif
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -78,8 +81,10 @@ PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 prove_installcheck:
 	$(prove_installcheck)
 
-# The version is compiled in (User-Agent, the worker's version check).
-$(OBJS): $(EXTENSION).control
+# The version is compiled in (User-Agent, the worker's version check).  PGXS
+# tracks no header dependencies: every object depends on every header, so
+# no two objects ever disagree on a struct (shared memory, for one).
+$(OBJS): $(EXTENSION).control $(wildcard src/*.h)
 else
 all install installcheck prove_installcheck:
 	@echo "PostgreSQL's server development files were not found (pg_config --pgxs)."

@@ -121,3 +121,22 @@ COMMENT ON TRIGGER invicti_scans_notify_insert ON invicti_scans IS
     'announce new scans on channel invicti_scan (when invicti_scan.notify is on)';
 COMMENT ON TRIGGER invicti_scans_notify_update ON invicti_scans IS
     'announce status changes on channel invicti_scan (when invicti_scan.notify is on)';
+
+-- ---------------------------------------------------------------------------
+-- Launch options: what the spec's Scan schema offers beyond target and
+-- profile (report template, incremental, time limit, schedule), checked
+-- before the row is inserted, kept on the row and sent as they are.  A
+-- function of its own, so a grant on the two-argument launch does not also
+-- allow schedules.
+-- ---------------------------------------------------------------------------
+ALTER TABLE invicti_scans ADD COLUMN launch_options jsonb;
+COMMENT ON COLUMN invicti_scans.launch_options IS
+    'options passed to invicti_launch_scan(target_id, profile_id, options), sent with the launch';
+
+CREATE FUNCTION invicti_launch_scan(target_id uuid, profile_id uuid, options jsonb)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'invicti_launch_scan'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION invicti_launch_scan(uuid, uuid, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION invicti_launch_scan(uuid, uuid, jsonb) IS
+    'queue an Invicti scan with launch options (report_template_id, incremental, max_scan_time, schedule); returns the row id';

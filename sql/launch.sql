@@ -72,3 +72,39 @@ SELECT c.relname, x.extcondition
 FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(cfg, extcondition)
 JOIN pg_class c ON c.oid = x.cfg
 WHERE e.extname = 'invicti_scan' ORDER BY 1;
+
+-- Launch options: the spec's Scan fields beyond target and profile, checked
+-- before anything is queued; every bad one is an error naming it.
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111',
+  '{"report_template_id": "11111111-1111-1111-1111-111111111111", "incremental": true,
+    "max_scan_time": 90,
+    "schedule": {"start_date": "2026-12-01T02:00:00+00:00", "recurrence": "FREQ=WEEKLY;BYDAY=MO",
+                 "history_limit": 5, "time_sensitive": true}}') AS with_options \gset
+SELECT launch_options FROM invicti_scans WHERE id = :with_options;
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', NULL) > 0 AS null_options_are_none;
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"priority": "high"}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"schedule": {"every": "day"}}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"schedule": {"history_limit": 50}}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', format('{"schedule": {"recurrence": "FREQ=DAILY;%s"}}', repeat('X', 300))::jsonb);
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"schedule": {"start_date": "tomorrow"}}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"schedule": {"start_date": "2026-02-30T02:00:00Z"}}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"max_scan_time": -1}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"max_scan_time": 1.5}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"incremental": "yes"}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '{"report_template_id": "developer"}');
+SELECT invicti_launch_scan('2df49409-ee21-4080-9640-eb46f4610054',
+  '11111111-1111-1111-1111-111111111111', '[1, 2]');
+SELECT count(*) AS only_the_valid_one_was_queued FROM invicti_scans WHERE launch_options IS NOT NULL;
+DELETE FROM invicti_scans WHERE launch_options IS NOT NULL OR id = :with_options;

@@ -14,6 +14,7 @@ const char *const api_call_names[NUM_CALL_KINDS] = {
 	[CALL_RECONCILE] = "reconcile",
 	[CALL_ABORT] = "abort",
 	[CALL_RESULTS] = "results",
+	[CALL_SESSIONS] = "sessions",
 };
 
 const char *const api_call_nouns[NUM_CALL_KINDS] = {
@@ -22,6 +23,7 @@ const char *const api_call_nouns[NUM_CALL_KINDS] = {
 	[CALL_RECONCILE] = "scan list request",
 	[CALL_ABORT] = "abort request",
 	[CALL_RESULTS] = "findings request",
+	[CALL_SESSIONS] = "results request",
 };
 
 const char *const api_outcome_names[NUM_OUTCOMES] = {

@@ -14,6 +14,7 @@ typedef enum ApiCallKind
 	CALL_RECONCILE,				/* GET /scans?q=target:... after an unknown launch */
 	CALL_ABORT,					/* POST /scans/{id}/abort */
 	CALL_RESULTS,				/* GET .../results/{session}/vulnerabilities */
+	CALL_SESSIONS,				/* GET /scans/{id}/results: sessions, end dates */
 	NUM_CALL_KINDS
 } ApiCallKind;
 

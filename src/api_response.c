@@ -14,12 +14,15 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <math.h>
 
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
+#include "utils/formatting.h"
+#include "utils/numeric.h"
 #include "pgtime.h"
 #include "utils/timestamp.h"
 
@@ -33,6 +36,27 @@
 /* The longest status taken as one (the spec's are at most 10 letters). */
 #define MAX_STATUS_LEN 64
 
+/*
+ * Some servers answer a missing or unusable X-Auth with 400 "Invalid
+ * Authorization header" instead of 401: that says nothing about the
+ * request's content, so it must not fail a launch for good.
+ */
+static bool
+is_authorization_complaint(const ApiResponse *r)
+{
+	static const char *const words[] = {"authoriz", "x-auth"};
+	char	   *lower;
+	int			i;
+
+	if (r->body_len == 0 || r->body_len > 4096 || memchr(r->body, '\0', r->body_len))
+		return false;
+	lower = asc_tolower(r->body, r->body_len);
+	for (i = 0; i < (int) lengthof(words); i++)
+		if (strstr(lower, words[i]) != NULL)
+			return true;
+	return false;
+}
+
 ResponseClass
 api_classify(const ApiResponse *r)
 {
@@ -42,7 +66,7 @@ api_classify(const ApiResponse *r)
 		return RESP_NO_RESPONSE;
 	if (s >= 200 && s < 300)
 		return RESP_SUCCESS;
-	if (s == 401 || s == 403)
+	if (s == 401 || s == 403 || (s == 400 && is_authorization_complaint(r)))
 		return RESP_AUTH;
 	if (s == 429)
 		return RESP_RATE_LIMITED;
@@ -266,7 +290,7 @@ api_describe_failure(const ApiResponse *r, const char *what)
 						 api_printable(r->error ? r->error : "unknown error", 300));
 	else
 	{
-		if (r->http_status == 401 || r->http_status == 403)
+		if (api_classify(r) == RESP_AUTH)
 			appendStringInfo(&buf, "%s: Invicti refused the API token (HTTP %ld)",
 							 what, r->http_status);
 		else
@@ -435,16 +459,10 @@ api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **err
 	return false;
 }
 
-/*
- * An ISO 8601 timestamp from a string member, without ever throwing.  The
- * spec declares some dates as plain "date" (no zone): those are UTC, never
- * the worker's session TimeZone, so session_timezone is UTC while parsing.
- */
-static bool
-json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
+bool
+api_parse_timestamp(const char *s, TimestampTz *out)
 {
 	static pg_tz *utc = NULL;
-	char	   *s = json_get_string(obj, key);
 	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
 	char	   *field[MAXDATEFIELDS];
 	int			ftype[MAXDATEFIELDS];
@@ -466,6 +484,12 @@ json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
 		dtype == DTK_DATE;
 	session_timezone = session_tz;
 	return ok && tm2timestamp(&tt, fsec, &tz, out) == 0 && IS_VALID_TIMESTAMP(*out);
+}
+
+static bool
+json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
+{
+	return api_parse_timestamp(json_get_string(obj, key), out);
 }
 
 /* A status: printable ASCII, short (anything else is not a status word). */
@@ -494,18 +518,26 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 	memset(out, 0, sizeof(ApiScanState));
 	out->target_id = json_get_string(scan, "target_id");
 	out->profile_id = json_get_string(scan, "profile_id");
+
+	/*
+	 * Before its session starts, a scan's current_session may be missing,
+	 * empty or without a status: that is news of nothing (status NULL),
+	 * not an error.  An object that is neither a scan nor has a session is.
+	 */
 	if (session == NULL)
 	{
-		*error = pstrdup("the response has no current_session object");
-		return false;
+		if (json_get_string(scan, "scan_id") == NULL)
+		{
+			*error = pstrdup("the response is not a scan: it has neither scan_id nor current_session");
+			return false;
+		}
+		out->has_created = json_get_timestamp(scan, "next_run", &out->created);
+		return true;
 	}
 	out->status = json_get_string(session, "status");
-	if (out->status == NULL || out->status[0] == '\0')
-	{
-		*error = pstrdup("the response has no current_session.status");
-		return false;
-	}
-	if (!plain_word(out->status))
+	if (out->status != NULL && out->status[0] == '\0')
+		out->status = NULL;
+	if (out->status != NULL && !plain_word(out->status))
 	{
 		*error = psprintf("current_session.status \"%s\" is not a status (at most %d printable characters)",
 						  api_printable(out->status, MAX_STATUS_LEN), MAX_STATUS_LEN);
@@ -612,6 +644,26 @@ api_scan_state(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
 	return scan_state_from_object(scan, out, error);
 }
 
+/* A cursor as text: a non-empty string, or a whole number; else NULL. */
+static char *
+cursor_text(JsonbValue *v)
+{
+	if (v == NULL)
+		return NULL;
+	if (v->type == jbvString && v->val.string.len > 0)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric && !numeric_is_nan(v->val.numeric))
+	{
+		char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out,
+															   NumericGetDatum(v->val.numeric)));
+
+		/* whole numbers only: "100", not "1e2" or "100.5" */
+		if (strspn(text, "0123456789-") == strlen(text))
+			return text;
+	}
+	return NULL;
+}
+
 bool
 api_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 {
@@ -638,8 +690,9 @@ api_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 	}
 
 	/*
-	 * Paging: "cursors": [current, next] while there is a next page, or the
-	 * older "next_cursor" (null at the end).
+	 * Paging: the spec's "cursors": [current, next] while there is a next
+	 * page, or the older "next_cursor" (null at the end).  Either may be a
+	 * string or a number (servers that count offsets send integers).
 	 */
 	pagination = json_get_container(root, "pagination", true);
 	if (pagination)
@@ -647,19 +700,10 @@ api_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 		JsonbContainer *cursors = json_get_container(pagination, "cursors", false);
 
 		if (cursors && JsonContainerSize(cursors) >= 2)
-		{
-			JsonbValue *next = getIthJsonbValueFromContainer(cursors, 1);
-
-			if (next->type == jbvString && next->val.string.len > 0)
-				out->next_cursor = pnstrdup(next->val.string.val, next->val.string.len);
-		}
+			out->next_cursor = cursor_text(getIthJsonbValueFromContainer(cursors, 1));
 		if (out->next_cursor == NULL)
-		{
-			char	   *next = json_get_string(pagination, "next_cursor");
-
-			if (next && next[0])
-				out->next_cursor = next;
-		}
+			out->next_cursor = cursor_text(getKeyJsonValueFromContainer(pagination, "next_cursor",
+																		 11, NULL));
 	}
 	return true;
 }
@@ -724,6 +768,19 @@ api_finding(JsonbValue *item, Finding *out)
 }
 
 bool
+api_result_item(JsonbValue *item, pg_uuid_t *result_id, bool *has_end_date,
+				TimestampTz *end_date)
+{
+	JsonbContainer *obj = item->val.binary.data;
+	char	   *id = json_get_string(obj, "result_id");
+
+	if (id == NULL || !api_parse_uuid(id, strlen(id), result_id))
+		return false;
+	*has_end_date = json_get_timestamp(obj, "end_date", end_date);
+	return true;
+}
+
+bool
 api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state)
 {
 	char	   *id = json_get_string(item, "scan_id");
@@ -743,4 +800,66 @@ api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state
 		state->has_created = json_get_timestamp(item, "next_run", &state->created);
 	}
 	return true;
+}
+
+/*
+ * How long the server asks us to wait, in seconds, or -1.  The standard
+ * Retry-After header (delta-seconds or an HTTP date) first; without one, a
+ * delay in the error body's "details" when that is an object (the vendor
+ * documents no format for it: a numeric member whose name says retry,
+ * wait or delay, in seconds, is taken).
+ */
+int64
+api_retry_after_seconds(const ApiResponse *r, const char **source)
+{
+	char	   *err;
+	Jsonb	   *body;
+	JsonbContainer *details;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		wanted = false;
+
+	*source = NULL;
+	if (r->retry_after && r->retry_after[0])
+	{
+		char	   *end;
+		long		secs;
+		time_t		when;
+
+		*source = "Retry-After";
+		errno = 0;
+		secs = strtol(r->retry_after, &end, 10);
+		if (end != r->retry_after && *end == '\0' && errno == 0)
+			return secs < 0 ? -1 : secs;
+		when = curl_getdate(r->retry_after, NULL);
+		if (when != -1)
+			return Max((int64) (when - time(NULL)), 0);
+	}
+	if (r->body_len == 0 || r->body_len > 65536 || (body = api_parse_json(r, &err)) == NULL ||
+		(details = json_get_container(&body->root, "details", true)) == NULL)
+		return -1;
+	it = JsonbIteratorInit(details);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *key = asc_tolower(v.val.string.val, v.val.string.len);
+
+			wanted = strstr(key, "retry") || strstr(key, "wait") || strstr(key, "delay");
+		}
+		else if (tok == WJB_VALUE && wanted && v.type == jbvNumeric &&
+				 !numeric_is_nan(v.val.numeric))
+		{
+			double		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+															   NumericGetDatum(v.val.numeric)));
+
+			if (d >= 0 && d < 1e9)
+			{
+				*source = "a delay in the response body";
+				return (int64) ceil(d);
+			}
+		}
+	}
+	return -1;
 }

@@ -5,6 +5,7 @@
 #ifndef INVICTI_API_RESPONSE_H
 #define INVICTI_API_RESPONSE_H
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -30,6 +31,12 @@ typedef enum ResponseClass
 
 extern ResponseClass api_classify(const ApiResponse *r);
 
+/*
+ * How long the server asks to be left alone, in seconds (Retry-After, or a
+ * delay in the error body), or -1; *source says where it was found.
+ */
+extern int64 api_retry_after_seconds(const ApiResponse *r, const char **source);
+
 /* The statistics' outcome of a request the worker could not use. */
 extern ApiOutcome api_failure_outcome(ResponseClass cls);
 
@@ -42,6 +49,13 @@ extern char *api_describe_failure(const ApiResponse *r, const char *what);
 /* The body as jsonb, or NULL with *error set. Never throws for bad input. */
 extern Jsonb *api_parse_json(const ApiResponse *r, char **error);
 
+/*
+ * An ISO 8601 timestamp, without ever throwing.  The spec declares some
+ * dates as plain "date" (no zone): those are UTC, never the session's
+ * TimeZone.
+ */
+extern bool api_parse_timestamp(const char *s, TimestampTz *out);
+
 /* Strict UUID parsing (hex with dashes, any case); no errors thrown. */
 extern bool api_parse_uuid(const char *s, size_t len, pg_uuid_t *out);
 extern char *api_uuid_text(const pg_uuid_t *u);
@@ -53,7 +67,7 @@ extern bool api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out
 /* One scan's state as the API reports it (either response shape). */
 typedef struct ApiScanState
 {
-	char	   *status;			/* current_session.status */
+	char	   *status;			/* current_session.status; NULL: not started */
 	bool		has_progress;
 	int32		progress;		/* clamped to 0..100 */
 	bool		has_session_id;
@@ -87,6 +101,10 @@ extern bool api_list_page(Jsonb *body, const char *key, ListPage *out,
 /* Scan list items (GET /scans) reduced to what reconciliation needs. */
 extern bool api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id,
 							   ApiScanState *state);
+
+/* An item of GET /scans/{id}/results (ScanResultItem): its session and end. */
+extern bool api_result_item(JsonbValue *item, pg_uuid_t *result_id, bool *has_end_date,
+							TimestampTz *end_date);
 
 /* One finding (item of .../vulnerabilities), fields as far as usable. */
 typedef struct Finding

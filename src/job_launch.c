@@ -24,6 +24,7 @@
 
 #include "api_client.h"
 #include "jobs.h"
+#include "launch_options.h"
 #include "job_kinds.h"
 #include "poll_schedule.h"
 #include "retry_policy.h"
@@ -48,24 +49,26 @@ typedef struct LaunchData
 	pg_uuid_t	target_id;
 	pg_uuid_t	profile_id;
 	int32		attempts;		/* sends so far, this one included */
+	Jsonb	   *options;		/* launch_options (checked when queued), or NULL */
 	pg_uuid_t	scan_id;		/* the new scan */
 	bool		schedule_new;	/* after commit: start polling scan_id */
 } LaunchData;
 
 /* ---- the launch ---- */
 
-/* The seed's launch body. */
+/* The seed's launch body, with the row's launch options. */
 static void
 launch_build(Job *job, ApiRequest *req)
 {
 	LaunchData *d = job->data;
+	StringInfoData body;
 
+	initStringInfo(&body);
+	launch_options_body(&body, api_uuid_text(&d->target_id), api_uuid_text(&d->profile_id),
+						d->options);
 	req->method = "POST";
 	req->url = job_api_url("/scans");
-	req->json_body = psprintf("{\"user_authorized_to_scan\": \"yes\", "
-							  "\"target_id\": \"%s\", \"profile_id\": \"%s\", "
-							  "\"schedule\": {\"disable\": false, \"time_sensitive\": false}}",
-							  api_uuid_text(&d->target_id), api_uuid_text(&d->profile_id));
+	req->json_body = body.data;
 	req->fresh_connection = true;
 }
 
@@ -213,6 +216,11 @@ launch_job_start(const LaunchClaim *claim)
 	d->target_id = claim->target_id;
 	d->profile_id = claim->profile_id;
 	d->attempts = claim->attempts;
+	if (claim->options)
+	{
+		d->options = MemoryContextAlloc(job->cxt, VARSIZE(claim->options));
+		memcpy(d->options, claim->options, VARSIZE(claim->options));
+	}
 	job->is_retry = claim->attempts > 1;
 	job_submit(job);
 }
@@ -250,7 +258,8 @@ reconcile_build(Job *job, ApiRequest *req)
 	ReconcileData *d = job->data;
 
 	req->method = "GET";
-	req->url = job_api_url(psprintf("/scans?l=100&q=target_id:%s%s%s",
+	/* the spec's filter key for one target is "target" */
+	req->url = job_api_url(psprintf("/scans?l=100&q=target:%s%s%s",
 									api_uuid_text(&d->target_id),
 									d->cursor ? "&c=" : "",
 									d->cursor ? api_client_escape(d->cursor) : ""));

@@ -112,8 +112,9 @@ poll_record(Job *job)
 	switch ((PollVerdict) job->verdict)
 	{
 		case V_POLL_STATE:
-			next = worker_state_after_poll(d->state.status, invicti_import_vulnerabilities);
-			d->still_polled = scan_store_poll_update(job->row_id, &d->state, d->response, next);
+			next = worker_state_after_poll(d->state.status);
+			d->still_polled = scan_store_poll_update(job->row_id, &d->state, d->response, next,
+													 invicti_import_vulnerabilities);
 			/* import to start, or the row was moved on (an abort) meanwhile */
 			if (next == WS_IMPORT || (next == WS_POLL && !d->still_polled))
 				jobs_table_changed();

@@ -209,6 +209,7 @@ job_submit(Job *job)
 	MemoryContextReset(job->req_cxt);
 	old = MemoryContextSwitchTo(job->req_cxt);
 	memset(&req, 0, sizeof(req));
+	job->call = job->kind->call;
 	job->kind->build(job, &req);
 	job->method = req.method;
 	job->url = (char *) req.url;
@@ -223,9 +224,9 @@ job_submit(Job *job)
 	}
 	else
 	{
-		char	   *msg = psprintf("%s: %s", api_call_nouns[job->kind->call], error);
+		char	   *msg = psprintf("%s: %s", api_call_nouns[job->call], error);
 
-		invicti_stats_count(job->kind->call, OUTCOME_NETWORK_ERROR, job->is_retry, msg);
+		invicti_stats_count(job->call, OUTCOME_NETWORK_ERROR, job->is_retry, msg);
 		job->kind->not_sent(job, msg);
 		to_waiting(job);
 	}
@@ -245,16 +246,24 @@ finish_job(Job *job, TimestampTz now)
 static void
 judge(Job *job, ApiResponse *r)
 {
-	ResponseClass cls = api_classify(r);
+	ResponseClass cls;
 	bool		ok;
 
 	invicti_redact_response(r);
+	cls = api_classify(r);
 
 	/* What the answer says about the whole API. */
-	if (cls == RESP_RATE_LIMITED || (cls == RESP_UNAVAILABLE && r->retry_after))
-		api_pause_rate_limited(r->retry_after);
+	if (cls == RESP_RATE_LIMITED || cls == RESP_UNAVAILABLE)
+	{
+		const char *source;
+		int64		wait_s = api_retry_after_seconds(r, &source);
+
+		/* a 503 pauses everything only when it says for how long */
+		if (cls == RESP_RATE_LIMITED || wait_s >= 0)
+			api_pause_rate_limited(wait_s, source);
+	}
 	else if (cls == RESP_AUTH)
-		api_pause_auth_failed(api_describe_failure(r, api_call_nouns[job->kind->call]));
+		api_pause_auth_failed(api_describe_failure(r, api_call_nouns[job->call]));
 	else if (cls == RESP_SUCCESS || cls == RESP_NOT_FOUND)
 		api_pause_success();
 
@@ -266,11 +275,11 @@ judge(Job *job, ApiResponse *r)
 
 	job->message = NULL;
 	ok = job->kind->judge(job, r, cls);
-	invicti_stats_count(job->kind->call,
+	invicti_stats_count(job->call,
 						ok ? OUTCOME_OK : api_failure_outcome(cls),
 						job->is_retry,
 						ok ? NULL : job->message ? job->message
-						: api_describe_failure(r, api_call_nouns[job->kind->call]));
+						: api_describe_failure(r, api_call_nouns[job->call]));
 }
 
 void
@@ -370,7 +379,7 @@ warn_unrecorded(Job *job, const char *error)
 		ereport(WARNING,
 				(errmsg_internal("invicti_scan worker: could not record a result: %s", error),
 				 errdetail("The result of a %s for scan row " INT64_FORMAT " is %s.%s",
-						   api_call_nouns[job->kind->call], job->row_id,
+						   api_call_nouns[job->call], job->row_id,
 						   job->kind->record_failure ? "recorded as a failure instead" :
 						   "tried again in a later turn",
 						   suppressed ? psprintf(" %d similar messages were suppressed.", suppressed) : "")));
@@ -438,7 +447,7 @@ record_due(void *arg pg_attribute_unused())
 				 */
 				ereport(WARNING,
 						(errmsg("invicti_scan worker: giving up on the result of a %s for scan row " INT64_FORMAT,
-								api_call_nouns[job->kind->call], job->row_id)));
+								api_call_nouns[job->call], job->row_id)));
 				job->recorded = job->record_failed = true;
 			}
 		}

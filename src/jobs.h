@@ -30,7 +30,10 @@ typedef struct JobKind
 	ApiCallKind call;			/* its name in statistics and messages */
 	bool		durable;		/* its verdicts need a synchronous commit */
 
-	/* The request for the job's current step, allocated in the current context. */
+	/*
+	 * The request for the job's current step, allocated in the current
+	 * context; it may set job->call when the step is another kind of request.
+	 */
 	void		(*build) (Job *job, ApiRequest *req);
 
 	/*
@@ -69,6 +72,7 @@ struct Job
 	MemoryContext cxt;			/* the job, its kind's data and its verdict */
 	MemoryContext req_cxt;		/* the current request and its answer */
 	const JobKind *kind;
+	ApiCallKind call;			/* of the current request (build may change it) */
 	int64		row_id;
 	bool		is_retry;		/* counted as a retry in the statistics */
 	void	   *data;			/* the kind's own state, in cxt */

@@ -13,8 +13,6 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
-#include <time.h>
 
 #include "common/pg_prng.h"
 #include "utils/timestamp.h"
@@ -44,26 +42,6 @@ retry_policy_delay_ms(int attempt)
 	return delay / 2 + (int64) (pg_prng_double(&pg_global_prng_state) * (delay / 2));
 }
 
-/* Seconds from a Retry-After value: delta-seconds or an HTTP-date; -1 if neither. */
-static int64
-retry_after_seconds(const char *value)
-{
-	char	   *end;
-	long		secs;
-	time_t		when;
-
-	if (value == NULL || value[0] == '\0')
-		return -1;
-	errno = 0;
-	secs = strtol(value, &end, 10);
-	if (end != value && *end == '\0' && errno == 0)
-		return secs < 0 ? -1 : secs;
-	when = curl_getdate(value, NULL);
-	if (when == -1)
-		return -1;
-	return Max((int64) (when - time(NULL)), 0);
-}
-
 static void
 pause_for(int64 ms)
 {
@@ -74,9 +52,8 @@ pause_for(int64 ms)
 }
 
 void
-api_pause_rate_limited(const char *retry_after)
+api_pause_rate_limited(int64 secs, const char *source)
 {
-	int64		secs = retry_after_seconds(retry_after);
 	int64		ms;
 
 	/* Answers to requests sent before the pause began don't deepen it. */
@@ -90,7 +67,7 @@ api_pause_rate_limited(const char *retry_after)
 	ereport(rate_limit_logged ? DEBUG1 : LOG,
 			(errmsg("invicti_scan: Invicti API rate limit reached (HTTP 429); pausing all requests for %.1f s",
 					ms / 1000.0),
-			 secs >= 0 ? errdetail("The server sent Retry-After: %s.", retry_after)
+			 secs >= 0 ? errdetail("The server asked for %lld s (%s).", (long long) secs, source)
 			 : errdetail("The server sent no usable Retry-After; backing off exponentially.")));
 	rate_limit_logged = true;
 }

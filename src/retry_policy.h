@@ -15,8 +15,12 @@
  */
 extern int64 retry_policy_delay_ms(int attempt);
 
-/* A 429: pause every request until Retry-After, or back off. */
-extern void api_pause_rate_limited(const char *retry_after);
+/*
+ * A 429 (or a 503 that says when to come back): pause every request for
+ * `secs` seconds as the server asked (source says where it said so), or,
+ * with secs < 0, back off.
+ */
+extern void api_pause_rate_limited(int64 secs, const char *source);
 
 /* A 401/403: pause every request with backoff; one WARNING per episode. */
 extern void api_pause_auth_failed(const char *message);

@@ -56,7 +56,7 @@ static const bool moves[NUM_WORKER_STATES][NUM_WORKER_STATES] = {
 	/* the abort was sent (poll until aborted), or the scan vanished */
 	MOVE(WS_ABORT, WS_POLL),
 	MOVE(WS_ABORT, WS_DONE),
-	/* every page of findings imported, or the import gave up */
+	/* the end date and every page of findings fetched, or given up */
 	MOVE(WS_IMPORT, WS_DONE),
 };
 
@@ -117,12 +117,15 @@ scan_status_is_terminal(const char *status)
 		strcmp(status, "aborted") == 0;
 }
 
+/*
+ * Every ended session has its end date fetched when the poll did not carry
+ * one (the spec's ScanInfo has none), and its findings imported: a failed
+ * or aborted session's findings are findings too, of the part that ran.
+ */
 WorkerState
-worker_state_after_poll(const char *status, bool import_findings)
+worker_state_after_poll(const char *status)
 {
-	if (!scan_status_is_terminal(status))
+	if (status == NULL || !scan_status_is_terminal(status))
 		return WS_POLL;
-	if (import_findings && strcmp(status, "completed") == 0)
-		return WS_IMPORT;
-	return WS_DONE;
+	return WS_IMPORT;
 }

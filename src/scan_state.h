@@ -19,7 +19,7 @@ typedef enum WorkerState
 	WS_RECONCILE,				/* the launch's outcome is unknown: list scans */
 	WS_POLL,					/* the scan runs; polled every poll_interval */
 	WS_ABORT,					/* an abort request is to be sent */
-	WS_IMPORT,					/* the scan ended; its findings are imported */
+	WS_IMPORT,					/* the scan ended: its end date and findings are fetched */
 	WS_DONE,					/* nothing left to do */
 	NUM_WORKER_STATES
 } WorkerState;
@@ -57,10 +57,11 @@ extern AbortAction worker_state_abort_action(WorkerState state);
 extern bool scan_status_is_terminal(const char *status);
 
 /*
- * The row's state after a poll answered `status`: still WS_POLL, WS_IMPORT
- * (findings to import) or WS_DONE.
+ * The row's state after a poll answered `status` (NULL: the session has not
+ * started): WS_POLL while the scan runs, WS_IMPORT once it ended (the store
+ * makes that WS_DONE when there is nothing left to fetch).
  */
-extern WorkerState worker_state_after_poll(const char *status, bool import_findings);
+extern WorkerState worker_state_after_poll(const char *status);
 
 /*
  * Statuses the extension writes itself; every other status is the API's

@@ -66,6 +66,7 @@ typedef enum PlanId
 	P_ABORT_GONE,
 	P_FINDING_INSERT,
 	P_IMPORT_PAGE,
+	P_SET_END_DATE,
 	P_IMPORT_DONE,
 	P_IMPORT_FAILED,
 	P_RETENTION,
@@ -138,23 +139,25 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"FROM (SELECT id FROM @T WHERE worker_state = {launch} "
 		"        AND next_attempt_at <= pg_catalog.now() "
 		"      ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) c "
-		"WHERE t.id = c.id RETURNING t.id, t.target_id, t.profile_id, t.attempts",
+		"WHERE t.id = c.id "
+		"RETURNING t.id, t.target_id, t.profile_id, t.attempts, t.launch_options",
 		"launch>sending", 1, {INT4OID}
 	},
 	/* aborts first: they stop work; imports only while enabled */
 	[P_CLAIM_TABLE_WORK] = {
 		"SELECT id, worker_state, target_id, profile_id, scan_id, scan_session_id, "
-		"  coalesce(last_attempt_at, created_at), attempts, import_cursor "
+		"  coalesce(last_attempt_at, created_at), attempts, import_cursor, "
+		"  end_date IS NOT NULL "
 		"FROM @T WHERE worker_state IN ({reconcile}, {abort}, {import}) "
 		"  AND next_attempt_at <= pg_catalog.now() AND id <> ALL ($1) "
-		"  AND (worker_state <> {import} OR $3) "
+		"  AND (worker_state <> {import} OR $3 OR end_date IS NULL) "
 		"ORDER BY worker_state <> {abort}, next_attempt_at, id LIMIT $2",
 		"", 3, {INT8ARRAYOID, INT4OID, BOOLOID}
 	},
 	[P_NEXT_DUE] = {
 		"SELECT pg_catalog.min(next_attempt_at) FROM @T "
 		"WHERE worker_state IN ({launch}, {reconcile}, {abort}, {import}) "
-		"  AND (worker_state <> {import} OR $2) AND id <> ALL ($1)",
+		"  AND (worker_state <> {import} OR $2 OR end_date IS NULL) AND id <> ALL ($1)",
 		"", 2, {INT8ARRAYOID, BOOLOID}
 	},
 	[P_LOAD_POLLS] = {
@@ -186,32 +189,39 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 	 * Only write when the answer differs from the stored one (or the row's
 	 * last_error is to change, or the scan ended: $9 is the next
 	 * worker_state), and then only unindexed columns unless the scan ended.
-	 * $10 is what was wrong with the answer (its counts), or NULL.  Reports
-	 * the row's state as it was before, so the caller learns whether the
-	 * row is still being polled.
+	 * $2 is NULL while the session has not started (the status stays); $10
+	 * is what was wrong with the answer (its counts), or NULL.  An ended
+	 * scan goes to 'import' to fetch its end date and ($11) its findings,
+	 * or to 'done' when there is nothing to fetch; next_attempt_at changes
+	 * only then (it is indexed: writing it on every poll would make every
+	 * poll a non-HOT update).  Reports the row's state as it was before,
+	 * so the caller learns whether the row is still polled.
 	 */
 	[P_POLL_UPDATE] = {
 		"WITH cur AS (SELECT worker_state FROM @T WHERE id = $1), "
-		"upd AS (UPDATE @T SET status = $2, "
+		"upd AS (UPDATE @T SET status = coalesce($2, status), "
 		"    progress = coalesce($3, progress), "
 		"    scan_session_id = coalesce($4, scan_session_id), "
 		"    severity_counts = coalesce($5, severity_counts), "
 		"    start_date = coalesce($6, start_date), "
 		"    end_date = coalesce($7, end_date), "
 		"    last_response = $8, last_error = $10, updated_at = pg_catalog.now(), "
-		"    worker_state = CASE WHEN $9 = {import} "
-		"                         AND coalesce($4, scan_session_id) IS NULL THEN {done} "
-		"      ELSE $9 END, "
-		"    next_attempt_at = CASE WHEN $9 = {import} THEN pg_catalog.now() "
-		"      ELSE next_attempt_at END "
+		"    worker_state = CASE WHEN $9 <> {import} THEN $9 "
+		"      WHEN coalesce($4, scan_session_id) IS NULL THEN {done} "
+		"      WHEN NOT $11 AND coalesce($7, end_date) IS NOT NULL THEN {done} "
+		"      ELSE {import} END, "
+		"    next_attempt_at = CASE WHEN $9 = {import} "
+		"      AND coalesce($4, scan_session_id) IS NOT NULL "
+		"      AND ($11 OR coalesce($7, end_date) IS NULL) "
+		"      THEN pg_catalog.now() ELSE next_attempt_at END "
 		"  WHERE id = $1 AND worker_state = {poll} "
 		"    AND (last_response IS DISTINCT FROM $8 OR last_error IS DISTINCT FROM $10 "
-		"         OR status IS DISTINCT FROM $2 OR $9 <> {poll}) "
+		"         OR status IS DISTINCT FROM coalesce($2, status) OR $9 <> {poll}) "
 		"  RETURNING 1) "
 		"SELECT (SELECT worker_state FROM cur), (SELECT pg_catalog.count(*) FROM upd)",
-		"poll>import poll>done", 10,
+		"poll>import poll>done", 11,
 		{INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, JSONBOID, TEXTOID, TEXTOID}
+		TIMESTAMPTZOID, JSONBOID, TEXTOID, TEXTOID, BOOLOID}
 	},
 	[P_POLL_GONE] = {
 		"UPDATE @T SET worker_state = {done}, last_error = $2, updated_at = pg_catalog.now() "
@@ -276,13 +286,19 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {import}",
 		"", 4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 	},
+	[P_SET_END_DATE] = {
+		"UPDATE @T SET end_date = $2, updated_at = pg_catalog.now() "
+		"WHERE id = $1 AND worker_state = {import}",
+		"", 2, {INT8OID, TIMESTAMPTZOID}
+	},
 	[P_IMPORT_DONE] = {
 		"UPDATE @T SET worker_state = {done}, import_cursor = NULL, next_attempt_at = NULL, "
-		"  findings_imported_at = pg_catalog.now(), "
+		"  findings_imported_at = CASE WHEN $4 THEN pg_catalog.now() "
+		"                              ELSE findings_imported_at END, "
 		"  last_error = CASE WHEN last_error IS NULL OR pg_catalog.starts_with(last_error, $3) "
 		"                    THEN $2 ELSE last_error END, "
 		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {import}",
-		"import>done", 3, {INT8OID, TEXTOID, TEXTOID}
+		"import>done", 4, {INT8OID, TEXTOID, TEXTOID, BOOLOID}
 	},
 	[P_IMPORT_FAILED] = {
 		"UPDATE @T SET worker_state = {done}, import_cursor = NULL, next_attempt_at = NULL, "
@@ -297,9 +313,9 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"", 2, {INT4OID, INT4OID}
 	},
 	[P_INSERT_LAUNCH] = {
-		"INSERT INTO @T (target_id, profile_id, launched_by, launched_by_oid) "
-		"VALUES ($1, $2, pg_catalog.pg_get_userbyid($3), $3) RETURNING id",
-		"", 3, {UUIDOID, UUIDOID, OIDOID}
+		"INSERT INTO @T (target_id, profile_id, launched_by, launched_by_oid, launch_options) "
+		"VALUES ($1, $2, pg_catalog.pg_get_userbyid($3), $3, $4) RETURNING id",
+		"", 4, {UUIDOID, UUIDOID, OIDOID, JSONBOID}
 	},
 	[P_LOCK_FOR_ABORT] = {
 		"SELECT worker_state, status, launched_by_oid FROM @T WHERE id = $1 FOR UPDATE",
@@ -540,6 +556,17 @@ copy_uuid(pg_uuid_t *dst, Datum d)
 	memcpy(dst, DatumGetUUIDP(d), sizeof(pg_uuid_t));
 }
 
+/* A jsonb result copied out of SPI's memory (into the caller's). */
+static Jsonb *
+copy_jsonb_out(Datum d)
+{
+	Jsonb	   *j = DatumGetJsonbP(d);
+	Jsonb	   *copy = SPI_palloc(VARSIZE(j));
+
+	memcpy(copy, j, VARSIZE(j));
+	return copy;
+}
+
 static Datum
 text_or_null(const char *s, char *null)
 {
@@ -609,6 +636,7 @@ scan_store_claim_launches(int limit, LaunchClaim **out)
 	uint64		n = run(P_CLAIM_LAUNCHES, v, NULL);
 	uint64		i;
 	bool		isnull;
+	Datum		d;
 
 	*out = SPI_palloc(sizeof(LaunchClaim) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -617,6 +645,8 @@ scan_store_claim_launches(int limit, LaunchClaim **out)
 		copy_uuid(&(*out)[i].target_id, col(i, 2, &isnull));
 		copy_uuid(&(*out)[i].profile_id, col(i, 3, &isnull));
 		(*out)[i].attempts = DatumGetInt32(col(i, 4, &isnull));
+		d = col(i, 5, &isnull);
+		(*out)[i].options = isnull ? NULL : copy_jsonb_out(d);
 	}
 	return (int) n;
 }
@@ -649,6 +679,7 @@ scan_store_claim_table_work(const int64 *busy, int nbusy, int limit, bool import
 			copy_uuid(&c->session_id, d);
 		c->last_attempt_at = DatumGetTimestampTz(col(i, 7, &isnull));
 		c->attempts = DatumGetInt32(col(i, 8, &isnull));
+		c->has_end_date = DatumGetBool(col(i, 10, &isnull));
 		d = col(i, 9, &isnull);
 		if (!isnull)
 		{
@@ -757,15 +788,15 @@ scan_store_launch_failed(int64 id, const char *error)
 
 bool
 scan_store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
-					   WorkerState next_state)
+					   WorkerState next_state, bool import_findings)
 {
-	Datum		v[10];
-	char		nulls[11] = "          ";
+	Datum		v[11];
+	char		nulls[12] = "           ";
 	bool		isnull;
 	Datum		state;
 
 	v[0] = Int64GetDatum(id);
-	v[1] = CStringGetTextDatum(st->status);
+	v[1] = text_or_null(st->status, &nulls[1]);
 	v[2] = Int32GetDatum(st->progress);
 	nulls[2] = st->has_progress ? ' ' : 'n';
 	v[3] = UUIDPGetDatum(&st->session_id);
@@ -779,6 +810,7 @@ scan_store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
 	v[7] = JsonbPGetDatum(response);
 	v[8] = CStringGetTextDatum(worker_state_names[next_state]);
 	v[9] = text_or_null(st->problem, &nulls[9]);
+	v[10] = BoolGetDatum(import_findings);
 
 	run(P_POLL_UPDATE, v, nulls);
 	state = col(0, 1, &isnull);
@@ -892,14 +924,23 @@ scan_store_import_page(int64 id, const char *next_cursor, const char *note)
 }
 
 void
-scan_store_import_done(int64 id, const char *note)
+scan_store_set_end_date(int64 id, TimestampTz end_date)
 {
-	char		nulls[4] = "   ";
-	Datum		v[3];
+	Datum		v[2] = {Int64GetDatum(id), TimestampTzGetDatum(end_date)};
+
+	run(P_SET_END_DATE, v, NULL);
+}
+
+void
+scan_store_import_done(int64 id, const char *note, bool findings_imported)
+{
+	char		nulls[5] = "    ";
+	Datum		v[4];
 
 	v[0] = Int64GetDatum(id);
 	v[1] = text_or_null(note, &nulls[1]);
 	v[2] = import_error_prefix();
+	v[3] = BoolGetDatum(findings_imported);
 	run(P_IMPORT_DONE, v, nulls);
 }
 
@@ -920,13 +961,20 @@ scan_store_delete_old_scans(int days, int limit)
 /* ---- the SQL API ---- */
 
 int64
-scan_store_insert_launch(const pg_uuid_t *target, const pg_uuid_t *profile, Oid launched_by)
+scan_store_insert_launch(const pg_uuid_t *target, const pg_uuid_t *profile, Oid launched_by,
+						 Jsonb *options)
 {
-	Datum		v[3] = {UUIDPGetDatum(target), UUIDPGetDatum(profile),
-	ObjectIdGetDatum(launched_by)};
+	Datum		v[4] = {UUIDPGetDatum(target), UUIDPGetDatum(profile),
+		ObjectIdGetDatum(launched_by), options ? JsonbPGetDatum(options) : (Datum) 0};
+	const char *nulls = options ? "    " : "   n";
 	bool		isnull;
 
-	if (run(owner_by_oid ? P_INSERT_LAUNCH : P_INSERT_LAUNCH_BEFORE_1_3, v, NULL) != 1)
+	if (!owner_by_oid && options)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("launch options need version 1.3 of extension invicti_scan"),
+				 errhint("Run ALTER EXTENSION invicti_scan UPDATE.")));
+	if (run(owner_by_oid ? P_INSERT_LAUNCH : P_INSERT_LAUNCH_BEFORE_1_3, v, nulls) != 1)
 		elog(ERROR, "invicti_scan: the launch insert returned no row");
 	return DatumGetInt64(col(0, 1, &isnull));
 }

@@ -39,6 +39,7 @@ typedef struct LaunchClaim
 	pg_uuid_t	target_id;
 	pg_uuid_t	profile_id;
 	int32		attempts;
+	Jsonb	   *options;		/* launch_options, or NULL */
 } LaunchClaim;
 
 /* Work the table schedules: reconciliation, abort, import of findings. */
@@ -55,6 +56,7 @@ typedef struct TableClaim
 	TimestampTz last_attempt_at;	/* when the launch was last sent */
 	int32		attempts;
 	char	   *cursor;			/* import: next page, or NULL */
+	bool		has_end_date;	/* import: the row knows when the session ended */
 } TableClaim;
 
 /*
@@ -95,12 +97,13 @@ extern void scan_store_launch_unknown(int64 id, TimestampTz when, const char *er
 extern void scan_store_launch_failed(int64 id, const char *error);
 
 /*
- * Poll outcomes.  next_state is the row's worker_state after this answer
- * (WS_DONE, WS_IMPORT), or WS_POLL while the scan runs.  Returns false
- * when the row is no longer polled.
+ * Poll outcomes.  next_state is the row's worker_state after this answer:
+ * WS_POLL while the scan runs, WS_IMPORT once it ended (WS_DONE instead
+ * when there is no session, or nothing to fetch: an end date known and
+ * import_findings off).  Returns false when the row is no longer polled.
  */
 extern bool scan_store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
-								   WorkerState next_state);
+								   WorkerState next_state, bool import_findings);
 extern void scan_store_poll_gone(int64 id, const char *error);
 extern void scan_store_poll_error(int64 id, const char *error);
 
@@ -118,11 +121,15 @@ extern void scan_store_work_retry(int64 id, WorkerState state, TimestampTz when,
 extern void scan_store_abort_sent(int64 id, const char *note);
 extern void scan_store_abort_gone(int64 id, const char *error);
 
-/* Import of findings: one page, then done (or failed for good). */
+/*
+ * Finishing an ended scan: its end date (from the results list), then its
+ * findings, one page at a time, then done (or failed for good).
+ */
+extern void scan_store_set_end_date(int64 id, TimestampTz end_date);
 extern bool scan_store_insert_finding(int64 id, const pg_uuid_t *session_id,
 									  const Finding *finding);
 extern void scan_store_import_page(int64 id, const char *next_cursor, const char *note);
-extern void scan_store_import_done(int64 id, const char *note);
+extern void scan_store_import_done(int64 id, const char *note, bool findings_imported);
 extern void scan_store_import_failed(int64 id, const char *error);
 
 /* Retention: delete up to `limit` finished scans older than `days`. */
@@ -130,9 +137,9 @@ extern int	scan_store_delete_old_scans(int days, int limit);
 
 /* ---- for the SQL API (in the caller's transaction, as the owner) ---- */
 
-/* Insert a pending launch; returns its id. */
+/* Insert a pending launch (options checked, or NULL); returns its id. */
 extern int64 scan_store_insert_launch(const pg_uuid_t *target, const pg_uuid_t *profile,
-									  Oid launched_by);
+									  Oid launched_by, Jsonb *options);
 
 /*
  * Lock a row for invicti_abort_scan(); false when it does not exist.  On

@@ -41,6 +41,7 @@
 #include "utils/uuid.h"
 
 #include "commit_wake.h"
+#include "launch_options.h"
 #include "pg_compat.h"
 #include "scan_state.h"
 #include "scan_store.h"
@@ -132,6 +133,7 @@ typedef struct LaunchArgs
 	Oid			relid;
 	pg_uuid_t  *target;
 	pg_uuid_t  *profile;
+	Jsonb	   *options;
 	Oid			caller;
 	int64		id;
 } LaunchArgs;
@@ -144,7 +146,7 @@ insert_launch_row(void *p)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	scan_store_set_tables_of(a->relid);
-	a->id = scan_store_insert_launch(a->target, a->profile, a->caller);
+	a->id = scan_store_insert_launch(a->target, a->profile, a->caller, a->options);
 	SPI_finish();
 }
 
@@ -156,6 +158,10 @@ invicti_launch_scan(PG_FUNCTION_ARGS)
 
 	args.target = required_uuid_arg(fcinfo, 0, "target_id");
 	args.profile = required_uuid_arg(fcinfo, 1, "profile_id");
+	/* invicti_launch_scan(target_id, profile_id, options jsonb) */
+	args.options = PG_NARGS() > 2 && !PG_ARGISNULL(2) ? PG_GETARG_JSONB_P(2) : NULL;
+	if (args.options)
+		launch_options_check(args.options);
 	check_worker_database();
 
 	args.caller = GetUserId();
