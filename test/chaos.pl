@@ -209,6 +209,12 @@ my @fault_rules = (
 	[ $ANY, 0.005, { fault => 'drop', when => 'before' } ],
 	[ $ANY, 0.005, { fault => 'drop', when => 'after' } ],
 	[ $ANY, 0.003, { fault => 'drop', when => 'after', reset => $T } ],
+	# a server that echoes the token (plainly, or in JSON escapes): it must
+	# end up in no row; a launch so answered has no usable id and is
+	# reconciled (the hostile modes that change outcomes, such as nonsense
+	# counts or endless pages, are tested in test/t/015_trust_boundaries.pl)
+	[ $ANY, 0.004, { fault => 'mutate', mutation => 'echo_token' } ],
+	[ $ANY, 0.004, { fault => 'mutate', mutation => 'escaped_token' } ],
 );
 
 # ---- the chaos ---------------------------------------------------------------
@@ -405,7 +411,8 @@ if (my ($e) = grep { $_->{status} eq 'error' } @rows)
 	note("for example: last_error = $e->{last_error}");
 }
 
-# Since 1.1 the worker imports the findings of completed scans: each one's
+# The worker imports the findings of every session that ended (since 1.1
+# completed ones, since 1.3 failed and aborted ones too): each one's
 # findings are all there, once, as many of each severity as its counts.
 my $findings;
 if (query("SELECT to_regclass('invicti_vulnerabilities') IS NOT NULL") eq 't')
@@ -416,18 +423,23 @@ if (query("SELECT to_regclass('invicti_vulnerabilities') IS NOT NULL") eq 't')
 			'found', (SELECT coalesce(json_object_agg(severity_name, n), '{}')
 			          FROM (SELECT severity_name, count(*) AS n FROM invicti_vulnerabilities v
 			                WHERE v.scan_row_id = s.id GROUP BY severity_name) x))), '[]')
-		 FROM invicti_scans s WHERE s.status = 'completed'"));
+		 FROM invicti_scans s
+		 WHERE s.status IN ('completed', 'failed', 'aborted') AND s.scan_session_id IS NOT NULL"));
 	my @bad = grep {
 		my ($c, $got) = ($_->{counts} // {}, $_->{found});
 		!$_->{imported}
 		  || grep { ($c->{$_} // 0) != ($got->{$_} // 0) } keys %{ { %$c, %$got } }
 	} @$f;
 	is(scalar(@bad), 0,
-		'the findings of every completed scan were imported, as many of each severity as its counts')
+		'the findings of every ended session were imported, as many of each severity as its counts')
 	  or diag(join "\n", map { $canon->encode($_) } @bad[ 0 .. min(9, $#bad) ]);
 	is(query("SELECT count(*) FROM invicti_vulnerabilities v
-		JOIN invicti_scans s ON s.id = v.scan_row_id WHERE s.status <> 'completed'"), '0',
-		'no findings for scans that did not complete');
+		JOIN invicti_scans s ON s.id = v.scan_row_id
+		WHERE s.status NOT IN ('completed', 'failed', 'aborted')"), '0',
+		'no findings for scans that did not end');
+	is(query("SELECT count(*) FROM invicti_scans s WHERE s::text LIKE '%" . TOKEN . "%'")
+		  + query("SELECT count(*) FROM invicti_vulnerabilities v WHERE v::text LIKE '%" . TOKEN . "%'"),
+		0, 'the token the server echoed is in no row and no finding');
 	$findings = query('SELECT count(*) FROM invicti_vulnerabilities');
 }
 

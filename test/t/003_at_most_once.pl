@@ -72,12 +72,12 @@ for my $case (
 	is(scalar(grep { $_->{method} eq 'POST' } @log), $posts,
 		"$name: $posts POST" . ($posts > 1 ? 's (the first provably created nothing)' : ''));
 	ok((grep { $_->{method} eq 'GET' && $_->{path} eq '/api/v1/scans'
-			  && $_->{query} =~ /target_id:$target/ } @log),
+			  && $_->{query} =~ /(^|&)q=target:\Q$target\E/ } @log),
 		"$name: the outcome was reconciled with the scan list");
 }
 
 # --- reconciliation follows every page of the list, in both paging styles --
-for my $style ('cursors', 'next_cursor')
+for my $style ('cursors', 'next_cursor', 'next_cursor_int')
 {
 	$sim->config(pagination => $style);
 	my $target = fresh_target();

@@ -65,7 +65,8 @@ sub api_launch
 				})
 		});
 	die "launch through the API: $res->{status} $res->{content}" unless $res->{status} == 201;
-	return decode_json($res->{content})->{scan_id};
+	# the spec puts the new scan's id in Location only
+	return ($res->{headers}{location} =~ m{/scans/([0-9a-f-]{36})$})[0];
 }
 my %sim_scan = map { $_ => api_launch($target{$_}) } qw(poll abort sending);
 $sim->control('POST', "/_sim/scans/$sim_scan{$_}/force", { status => 'processing', progress => 40 })
