@@ -81,7 +81,11 @@ _PG_init(void)
 {
 	invicti_define_settings();
 
-	if (!process_shared_preload_libraries_in_progress)
+	/*
+	 * pg_upgrade starts both servers in binary-upgrade mode with the
+	 * preloaded libraries: no worker may touch the tables meanwhile.
+	 */
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;
 
 	prev_shmem_request_hook = shmem_request_hook;

@@ -17,9 +17,11 @@
 Jsonb *
 compat_jsonb_from_text(char *text, char **message, char **detail)
 {
-	ErrorSaveContext escontext = {T_ErrorSaveContext};
+	ErrorSaveContext escontext;
 	Datum		result;
 
+	memset(&escontext, 0, sizeof(escontext));
+	escontext.type = T_ErrorSaveContext;
 	escontext.details_wanted = true;
 	*message = *detail = NULL;
 	if (DirectInputFunctionCallSafe(jsonb_in, text, InvalidOid, -1,

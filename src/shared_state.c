@@ -25,6 +25,7 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "pg_compat.h"
 #include "shared_state.h"
 
 typedef struct InvictiShared
@@ -78,7 +79,7 @@ invicti_wake_worker(void)
 	procno = shared->worker_pgprocno;
 	SpinLockRelease(&shared->mutex);
 	if (procno >= 0)
-		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+		SetLatch(compat_proc_latch(procno));
 }
 
 void
@@ -99,7 +100,7 @@ invicti_worker_attach(void)
 {
 	Assert(shared != NULL);
 	SpinLockAcquire(&shared->mutex);
-	shared->worker_pgprocno = MyProc->pgprocno;
+	shared->worker_pgprocno = compat_my_procno();
 	shared->stats.worker_pid = MyProcPid;
 	shared->stats.worker_started_at = GetCurrentTimestamp();
 	shared->stats.in_flight = 0;

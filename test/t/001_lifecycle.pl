@@ -75,7 +75,9 @@ is(scalar(grep { ($_->{accept} // '') ne 'application/json' } @log), 0,
 	'every request asked for application/json');
 my $version = $node->safe_psql('postgres',
 	"SELECT default_version FROM pg_available_extensions WHERE name = 'invicti_scan'");
-like($log[0]{user_agent}, qr{^invicti_scan/\Q$version\E \(PostgreSQL 15\) libcurl/},
+my $major = $node->safe_psql('postgres',
+	"SELECT current_setting('server_version_num')::int / 10000");
+like($log[0]{user_agent}, qr{^invicti_scan/\Q$version\E \(PostgreSQL $major\) libcurl/},
 	"User-Agent names the extension and its version ($version)");
 my @posts = $sim->launches;
 is(scalar(@posts), 5, 'one POST per launch');
