@@ -95,7 +95,7 @@ endif
 # The README's two commands; they install what they need first.
 .PHONY: test demo
 test:
-	./test/run_all.sh
+	PG="$(PG)" ./test/run_all.sh
 
 demo:
 	./test/demo.sh

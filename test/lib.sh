@@ -5,6 +5,9 @@
 # because PostgreSQL refuses to run as root.  It must never change anything
 # outside the packages it installs and the temporary directories it creates.
 
+# The release Debian 12 ships (its packages: server, headers, pg_cron).
+# Others are built from Debian's source archive (test/pg_build.sh); a
+# script switches with use_release.
 PG_MAJOR=15
 PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 
@@ -41,14 +44,25 @@ ensure_packages() {
   fi
 }
 
-# Build with the warning flags CI asks for, and install.
+# Use PostgreSQL release $1 from now on (PG_MAJOR, PG_BINDIR): Debian's
+# package for 15, a build in the cache for the others (made if missing).
+use_release() {
+  PG_MAJOR=$1
+  if [ -x "/usr/lib/postgresql/$1/bin/pg_config" ]; then
+    PG_BINDIR=/usr/lib/postgresql/$1/bin
+  else
+    PG_BINDIR=$(bash "$(dirname "${BASH_SOURCE[0]}")/pg_build.sh" "$1")
+  fi
+}
+
+# Build with the warning flags CI asks for, and install, for PG_BINDIR's release.
 build_and_install() {
   local flags="${INVICTI_COPT:--Wall -Wextra -Werror}"
-  log "building with COPT='$flags'"
-  make clean >/dev/null
-  make -j2 COPT="$flags"
-  log "installing the extension"
-  as_root make install >/dev/null
+  log "building for PostgreSQL $PG_MAJOR with COPT='$flags'"
+  make clean PG_CONFIG="$PG_BINDIR/pg_config" >/dev/null
+  make -j2 PG_CONFIG="$PG_BINDIR/pg_config" COPT="$flags"
+  log "installing the extension into $("$PG_BINDIR/pg_config" --pkglibdir)"
+  as_root make install PG_CONFIG="$PG_BINDIR/pg_config" >/dev/null
 }
 
 # The unprivileged user tests run as: ourselves, or 'postgres' when root.

@@ -2,19 +2,52 @@
 # run_all.sh: the project's one test command (`make test`).
 #
 # On a fresh Debian 12 machine it installs the Debian packages it needs,
-# builds with -Wall -Wextra -Werror, installs the extension, then runs every
-# suite as an unprivileged user: pg_regress (SQL API), the simulator's own
-# tests, the TAP tests (worker against the simulator) and the chaos run at
-# CI size.  Exits non-zero on the first failing suite.
+# and for each PostgreSQL release (PG, default "15 18"; `make test PG=18`
+# runs one) it builds the release if Debian has no package of it
+# (test/pg_build.sh, into a cache outside the clone, reused), builds the
+# extension with -Wall -Wextra -Werror, installs it, then runs every suite
+# as an unprivileged user: pg_regress (SQL API), the simulator's own tests
+# (once), the TAP tests with the contract check, and the chaos run at CI
+# size.  It prints how long each part took.  Exits non-zero on the first
+# failing suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . test/lib.sh
+[ "${1:-}" = -h ] || [ "${1:-}" = --help ] && { show_usage "$0"; exit 0; }
 
-ensure_packages $INVICTI_PACKAGES
-build_and_install
+releases=${PG:-15 18}
+timings=()
+timed() {
+  local what=$1 start=$SECONDS
+  shift
+  "$@"
+  timings+=("$(printf '%5d s  %s' $((SECONDS - start)) "$what")")
+}
+report() {
+  log "timings"
+  printf '%s\n' "${timings[@]}" >&2
+  printf '%5d s  in all\n' "$SECONDS" >&2
+}
+trap report EXIT
 
-tree=$(stage_tree "$PWD")
-trap 'rm -rf "$tree"' EXIT
-log "running suites as $(test_user) in $tree"
-as_test_user bash "$tree/test/run_suites.sh" "${@:-all}"
-log "all suites passed"
+timed "Debian packages" ensure_packages $INVICTI_PACKAGES
+
+first=yes
+for release in $releases; do
+  timed "PostgreSQL $release: server (Debian's, or built from Debian's source)" use_release "$release"
+  timed "PostgreSQL $release: build and install the extension" build_and_install
+  tree=$(stage_tree "$PWD")
+  suites="regress tap chaos"
+  [ $first = yes ] && suites="regress simulator tap chaos"
+  # the pg_upgrade test starts from Debian's 15 with the extension installed
+  upgrade_from=""
+  if [ "$release" != 15 ] && [ -f /usr/lib/postgresql/15/lib/invicti_scan.so ]; then
+    upgrade_from=/usr/lib/postgresql/15/bin
+  fi
+  log "PostgreSQL $release: running $suites as $(test_user) in $tree"
+  timed "PostgreSQL $release: suites ($suites)" \
+    as_test_user env INVICTI_UPGRADE_FROM="$upgrade_from" bash "$tree/test/run_suites.sh" $suites
+  rm -rf "$tree"
+  first=no
+done
+log "all suites passed on PostgreSQL $releases"

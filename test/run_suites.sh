@@ -27,10 +27,16 @@ for suite in $suites; do
       # every simulator logs its exchanges for the contract check below
       export INVICTI_CONTRACT_DIR="$PWD/tmp_contract"
       rm -rf "$INVICTI_CONTRACT_DIR" && mkdir -p "$INVICTI_CONTRACT_DIR"
-      make -s prove_installcheck ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
-        ${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"}
-      printf '\n=== contract: every request and answer of the TAP run against the vendor spec\n'
-      /usr/bin/python3 test/contract/check_contract.py "$INVICTI_CONTRACT_DIR" ;;
+      # the servers the tests start are the first on PATH (valgrind.sh and
+      # private builds put theirs there), whatever pg_config says
+      make -s prove_installcheck bindir="$(dirname "$(command -v pg_ctl)")" \
+        ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} ${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"}
+      # the whole suite is held to the vendor's spec (a benchmark or a single
+      # file is not a full run of the scenarios)
+      if [ -z "${PROVE_TESTS:-}" ]; then
+        printf '\n=== contract: every request and answer of the TAP run against the vendor spec\n'
+        /usr/bin/python3 test/contract/check_contract.py "$INVICTI_CONTRACT_DIR"
+      fi ;;
     chaos)
       printf '\n=== chaos run (CI size)\n'
       test/chaos.sh --ci ;;
