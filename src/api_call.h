@@ -11,10 +11,12 @@ typedef enum ApiCallKind
 {
 	CALL_LAUNCH,				/* POST /scans */
 	CALL_POLL,					/* GET /scans/{id} */
-	CALL_RECONCILE,				/* GET /scans?q=target:... after an unknown launch */
+	CALL_RECONCILE,				/* GET /scans?q=target:... after an unknown
+								 * launch */
 	CALL_ABORT,					/* POST /scans/{id}/abort */
 	CALL_RESULTS,				/* GET .../results/{session}/vulnerabilities */
-	CALL_SESSIONS,				/* GET /scans/{id}/results: sessions, end dates */
+	CALL_SESSIONS,				/* GET /scans/{id}/results: sessions, end
+								 * dates */
 	NUM_CALL_KINDS
 } ApiCallKind;
 

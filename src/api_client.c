@@ -208,8 +208,8 @@ api_client_init(void)
 
 	/*
 	 * libcurl writes every TLS session key to $SSLKEYLOGFILE when the
-	 * environment names one: whoever reads that file and captured the
-	 * traffic reads the token.  The postmaster's environment is not ours.
+	 * environment names one: whoever reads that file and captured the traffic
+	 * reads the token.  The postmaster's environment is not ours.
 	 */
 	if (getenv("SSLKEYLOGFILE") != NULL)
 	{
@@ -417,10 +417,10 @@ api_client_submit(const ApiRequest *req, void *tag, MemoryContext cxt,
 
 	/*
 	 * libcurl silently re-sends a request once when a reused keep-alive
-	 * connection turns out to be closed before any response byte arrived.
-	 * For a launch that could create a second scan (the server may have
-	 * acted before closing), so launches always use a new connection and
-	 * leave none behind.
+	 * connection turns out to be closed before any response byte arrived. For
+	 * a launch that could create a second scan (the server may have acted
+	 * before closing), so launches always use a new connection and leave none
+	 * behind.
 	 */
 	if (req->fresh_connection)
 	{
@@ -430,10 +430,10 @@ api_client_submit(const ApiRequest *req, void *tag, MemoryContext cxt,
 #undef SETOPT
 
 	/*
-	 * Keep a keep-alive connection for every request that may be in
-	 * flight.  libcurl's default cache holds 4 per transfer currently
-	 * added, so when few are running it closes connections that the next
-	 * burst of polls must open again (about one poll in ten, measured).
+	 * Keep a keep-alive connection for every request that may be in flight.
+	 * libcurl's default cache holds 4 per transfer currently added, so when
+	 * few are running it closes connections that the next burst of polls must
+	 * open again (about one poll in ten, measured).
 	 */
 	if (cache_size != invicti_max_concurrent)
 	{

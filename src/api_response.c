@@ -521,8 +521,8 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 
 	/*
 	 * Before its session starts, a scan's current_session may be missing,
-	 * empty or without a status: that is news of nothing (status NULL),
-	 * not an error.  An object that is neither a scan nor has a session is.
+	 * empty or without a status: that is news of nothing (status NULL), not
+	 * an error.  An object that is neither a scan nor has a session is.
 	 */
 	if (session == NULL)
 	{
@@ -556,10 +556,11 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 	s = json_get_string(session, "scan_session_id");
 	if (s)
 		out->has_session_id = api_parse_uuid(s, strlen(s), &out->session_id);
+
 	/*
-	 * severity_counts is stored as sent (keys vary between servers), once
-	 * it is known to mean something (severity_counts.c); otherwise the row
-	 * keeps its counts and records why, and last_response keeps the answer.
+	 * severity_counts is stored as sent (keys vary between servers), once it
+	 * is known to mean something (severity_counts.c); otherwise the row keeps
+	 * its counts and records why, and last_response keeps the answer.
 	 */
 	v = getKeyJsonValueFromContainer(session, "severity_counts", 15, NULL);
 	if (v && v->type != jbvNull)
@@ -587,7 +588,7 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 
 bool
 api_scan_state(Jsonb *body, const pg_uuid_t *scan_id, ApiScanState *out,
-					 char **error)
+			   char **error)
 {
 	JsonbContainer *root = &body->root;
 	JsonbContainer *scans;
@@ -703,7 +704,7 @@ api_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 			out->next_cursor = cursor_text(getIthJsonbValueFromContainer(cursors, 1));
 		if (out->next_cursor == NULL)
 			out->next_cursor = cursor_text(getKeyJsonValueFromContainer(pagination, "next_cursor",
-																		 11, NULL));
+																		11, NULL));
 	}
 	return true;
 }

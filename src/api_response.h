@@ -20,7 +20,8 @@
 typedef enum ResponseClass
 {
 	RESP_SUCCESS,				/* 2xx */
-	RESP_AUTH,					/* 401, 403: the token is wrong or lacks rights */
+	RESP_AUTH,					/* 401, 403: the token is wrong or lacks
+								 * rights */
 	RESP_RATE_LIMITED,			/* 429 */
 	RESP_NOT_FOUND,				/* 404 */
 	RESP_REJECTED,				/* other 4xx: the request itself is wrong */
@@ -73,7 +74,8 @@ typedef struct ApiScanState
 	bool		has_session_id;
 	pg_uuid_t	session_id;
 	Jsonb	   *severity_counts;	/* the object as sent, or NULL */
-	const char *problem;		/* what is wrong with the answer's counts, or NULL */
+	const char *problem;		/* what is wrong with the answer's counts, or
+								 * NULL */
 	bool		has_start_date;
 	TimestampTz start_date;
 	bool		has_end_date;

@@ -57,7 +57,8 @@ typedef struct ImportData
 	pg_uuid_t	scan_id;
 	pg_uuid_t	session_id;
 	ImportStep	step;
-	bool		findings;		/* import the findings (import_vulnerabilities) */
+	bool		findings;		/* import the findings
+								 * (import_vulnerabilities) */
 	char	   *cursor;			/* the page being fetched; NULL: the first */
 	List	   *seen_cursors;
 	int			imported;		/* findings stored by this job */

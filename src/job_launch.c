@@ -49,7 +49,8 @@ typedef struct LaunchData
 	pg_uuid_t	target_id;
 	pg_uuid_t	profile_id;
 	int32		attempts;		/* sends so far, this one included */
-	Jsonb	   *options;		/* launch_options (checked when queued), or NULL */
+	Jsonb	   *options;		/* launch_options (checked when queued), or
+								 * NULL */
 	pg_uuid_t	scan_id;		/* the new scan */
 	bool		schedule_new;	/* after commit: start polling scan_id */
 } LaunchData;
@@ -159,7 +160,11 @@ launch_record(Job *job)
 					jobs_table_changed();
 					break;
 				case SCAN_ID_TAKEN:
-					/* the server repeated an id: it is inconsistent, so do not resend */
+
+					/*
+					 * the server repeated an id: it is inconsistent, so do
+					 * not resend
+					 */
 					scan_store_launch_failed(job->row_id,
 											 psprintf("%s: Invicti answered with scan id %s, which row " INT64_FORMAT " already tracks; not launching again",
 													  api_call_nouns[CALL_LAUNCH], api_uuid_text(&d->scan_id), holder));
@@ -203,7 +208,8 @@ static const JobKind launch_kind = {
 	.judge = launch_judge,
 	.not_sent = launch_not_sent,
 	.record = launch_record,
-	.record_failure = NULL,		/* the row stays 'sending': the sweep reconciles it */
+	.record_failure = NULL,		/* the row stays 'sending': the sweep
+								 * reconciles it */
 	.recorded = launch_recorded,
 };
 

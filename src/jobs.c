@@ -421,9 +421,10 @@ record_due(void *arg pg_attribute_unused())
 			job->not_before = TimestampTzPlusMilliseconds(now, LOCKED_ROW_WAIT_MS);
 			continue;
 		}
+
 		/*
-		 * A verdict that waited for a row someone else held: that someone
-		 * may have given the row table work (an abort) that the last claim
+		 * A verdict that waited for a row someone else held: that someone may
+		 * have given the row table work (an abort) that the last claim
 		 * skipped while the row was busy here.  Look at the table again.
 		 */
 		if (job->not_before != 0)

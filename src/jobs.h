@@ -52,16 +52,16 @@ typedef struct JobKind
 	/*
 	 * The verdict could not be recorded (error): say so on the row, in a
 	 * subtransaction of its own, so the work does not loop.  NULL when
-	 * nothing safe can be written: the verdict is then tried again and
-	 * given up after a few tries.
+	 * nothing safe can be written: the verdict is then tried again and given
+	 * up after a few tries.
 	 */
 	void		(*record_failure) (Job *job, const char *error);
 
 	/*
 	 * After the verdict is committed (or NEXT_FINISHED; job->record_failed
-	 * when the table refused the verdict and only its failure was
-	 * recorded, or not even that): bring the worker's memory in line.  Return true to send the job's
-	 * next request (its next page), false to end the job.
+	 * when the table refused the verdict and only its failure was recorded,
+	 * or not even that): bring the worker's memory in line.  Return true to
+	 * send the job's next request (its next page), false to end the job.
 	 */
 	bool		(*recorded) (Job *job, TimestampTz now);
 } JobKind;
@@ -72,7 +72,8 @@ struct Job
 	MemoryContext cxt;			/* the job, its kind's data and its verdict */
 	MemoryContext req_cxt;		/* the current request and its answer */
 	const JobKind *kind;
-	ApiCallKind call;			/* of the current request (build may change it) */
+	ApiCallKind call;			/* of the current request (build may change
+								 * it) */
 	int64		row_id;
 	bool		is_retry;		/* counted as a retry in the statistics */
 	void	   *data;			/* the kind's own state, in cxt */

@@ -34,7 +34,8 @@ extern bool poll_schedule_take_due(TimestampTz now, int64 *id,
 typedef enum PollOutcome
 {
 	POLL_OK,					/* next poll after poll_interval */
-	POLL_FAILED,				/* back off: retry_policy_delay_ms(), at most poll_interval */
+	POLL_FAILED,				/* back off: retry_policy_delay_ms(), at most
+								 * poll_interval */
 	POLL_DEFERRED				/* due again now; a whole-API pause holds it */
 } PollOutcome;
 

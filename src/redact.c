@@ -39,17 +39,17 @@ token_to_hide(size_t *len)
 
 /* Copy of n bytes with the token replaced; NULL when it holds none. */
 static char *
-redact_bytes(const char *text, size_t n, size_t *out_len)
+redact_bytes(const char *bytes, size_t n, size_t *out_len)
 {
 	size_t		tlen;
 	const char *token = token_to_hide(&tlen);
-	const char *p = text;
-	const char *end = text + n;
+	const char *p = bytes;
+	const char *end = bytes + n;
 	const char *hit;
 	StringInfoData buf;
 
-	if (token == NULL || text == NULL ||
-		(hit = memmem(text, n, token, tlen)) == NULL)
+	if (token == NULL || bytes == NULL ||
+		(hit = memmem(bytes, n, token, tlen)) == NULL)
 		return NULL;
 	initStringInfo(&buf);
 	do
@@ -64,12 +64,12 @@ redact_bytes(const char *text, size_t n, size_t *out_len)
 }
 
 char *
-invicti_redact(const char *text)
+invicti_redact(const char *message)
 {
 	size_t		len;
-	char	   *r = redact_bytes(text, strlen(text), &len);
+	char	   *r = redact_bytes(message, strlen(message), &len);
 
-	return r ? r : pstrdup(text);
+	return r ? r : pstrdup(message);
 }
 
 static void
@@ -104,7 +104,7 @@ invicti_redact_jsonb(Jsonb *body)
 {
 	size_t		tlen;
 	size_t		len;
-	char	   *text;
+	char	   *json;
 	char	   *clean;
 	char	   *message;
 	char	   *detail;
@@ -112,10 +112,11 @@ invicti_redact_jsonb(Jsonb *body)
 
 	if (token_to_hide(&tlen) == NULL)
 		return body;
-	text = JsonbToCString(NULL, &body->root, VARSIZE(body));
-	clean = redact_bytes(text, strlen(text), &len);
+	json = JsonbToCString(NULL, &body->root, VARSIZE(body));
+	clean = redact_bytes(json, strlen(json), &len);
 	if (clean == NULL)
 		return body;
+
 	/*
 	 * The redacted text is JSON (the token was inside a string or a key);
 	 * should it somehow not parse, the caller gets nothing rather than the

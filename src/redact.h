@@ -14,7 +14,7 @@
 #define REDACTED "[redacted]"
 
 /* A palloc'd copy of text with every occurrence of the token replaced. */
-extern char *invicti_redact(const char *text);
+extern char *invicti_redact(const char *message);
 
 /* The same, in place, for every part of a finished response. */
 extern void invicti_redact_response(ApiResponse *r);

@@ -14,12 +14,14 @@
 
 typedef enum WorkerState
 {
-	WS_LAUNCH,					/* queued: the launch is sent at next_attempt_at */
+	WS_LAUNCH,					/* queued: the launch is sent at
+								 * next_attempt_at */
 	WS_SENDING,					/* the launch request may be on its way */
 	WS_RECONCILE,				/* the launch's outcome is unknown: list scans */
 	WS_POLL,					/* the scan runs; polled every poll_interval */
 	WS_ABORT,					/* an abort request is to be sent */
-	WS_IMPORT,					/* the scan ended: its end date and findings are fetched */
+	WS_IMPORT,					/* the scan ended: its end date and findings
+								 * are fetched */
 	WS_DONE,					/* nothing left to do */
 	NUM_WORKER_STATES
 } WorkerState;
@@ -68,9 +70,9 @@ extern WorkerState worker_state_after_poll(const char *status);
  * current_session.status, verbatim.
  */
 #define SCAN_STATUS_PENDING	"pending"	/* not acknowledged by the API yet */
-#define SCAN_STATUS_LAUNCHED "launched"	/* acknowledged, not polled yet */
-#define SCAN_STATUS_ERROR	"error"		/* the launch failed for good */
-#define SCAN_STATUS_ABORTING "aborting"	/* also an API status */
+#define SCAN_STATUS_LAUNCHED "launched" /* acknowledged, not polled yet */
+#define SCAN_STATUS_ERROR	"error" /* the launch failed for good */
+#define SCAN_STATUS_ABORTING "aborting" /* also an API status */
 #define SCAN_STATUS_ABORTED	"aborted"	/* also an API status */
 
 #endif

@@ -189,13 +189,13 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 	 * Only write when the answer differs from the stored one (or the row's
 	 * last_error is to change, or the scan ended: $9 is the next
 	 * worker_state), and then only unindexed columns unless the scan ended.
-	 * $2 is NULL while the session has not started (the status stays); $10
-	 * is what was wrong with the answer (its counts), or NULL.  An ended
-	 * scan goes to 'import' to fetch its end date and ($11) its findings,
-	 * or to 'done' when there is nothing to fetch; next_attempt_at changes
-	 * only then (it is indexed: writing it on every poll would make every
-	 * poll a non-HOT update).  Reports the row's state as it was before,
-	 * so the caller learns whether the row is still polled.
+	 * $2 is NULL while the session has not started (the status stays); $10 is
+	 * what was wrong with the answer (its counts), or NULL.  An ended scan
+	 * goes to 'import' to fetch its end date and ($11) its findings, or to
+	 * 'done' when there is nothing to fetch; next_attempt_at changes only
+	 * then (it is indexed: writing it on every poll would make every poll a
+	 * non-HOT update).  Reports the row's state as it was before, so the
+	 * caller learns whether the row is still polled.
 	 */
 	[P_POLL_UPDATE] = {
 		"WITH cur AS (SELECT worker_state FROM @T WHERE id = $1), "
@@ -273,6 +273,7 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		{UUIDOID, TEXTOID, INT8OID, UUIDOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
 		INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID}
 	},
+
 	/*
 	 * A page or the end of an import: $3 is its note (findings skipped) or
 	 * NULL.  It replaces only what the import itself wrote in last_error
@@ -323,9 +324,9 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 	},
 
 	/*
-	 * Between a library update and ALTER EXTENSION UPDATE the table may
-	 * still be older than 1.3 (no launched_by_oid): launches keep queueing,
-	 * and the update fills the OIDs in from the names.
+	 * Between a library update and ALTER EXTENSION UPDATE the table may still
+	 * be older than 1.3 (no launched_by_oid): launches keep queueing, and the
+	 * update fills the OIDs in from the names.
 	 */
 	[P_INSERT_LAUNCH_BEFORE_1_3] = {
 		"INSERT INTO @T (target_id, profile_id, launched_by) "
@@ -857,7 +858,7 @@ void
 scan_store_work_retry(int64 id, WorkerState state, TimestampTz when, const char *error)
 {
 	Datum		v[4] = {Int64GetDatum(id), TimestampTzGetDatum(when),
-		CStringGetTextDatum(error), CStringGetTextDatum(worker_state_names[state])};
+	CStringGetTextDatum(error), CStringGetTextDatum(worker_state_names[state])};
 
 	run(P_WORK_RETRY, v, NULL);
 }
@@ -965,7 +966,7 @@ scan_store_insert_launch(const pg_uuid_t *target, const pg_uuid_t *profile, Oid 
 						 Jsonb *options)
 {
 	Datum		v[4] = {UUIDPGetDatum(target), UUIDPGetDatum(profile),
-		ObjectIdGetDatum(launched_by), options ? JsonbPGetDatum(options) : (Datum) 0};
+	ObjectIdGetDatum(launched_by), options ? JsonbPGetDatum(options) : (Datum) 0};
 	const char *nulls = options ? "    " : "   n";
 	bool		isnull;
 

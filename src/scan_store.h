@@ -56,7 +56,8 @@ typedef struct TableClaim
 	TimestampTz last_attempt_at;	/* when the launch was last sent */
 	int32		attempts;
 	char	   *cursor;			/* import: next page, or NULL */
-	bool		has_end_date;	/* import: the row knows when the session ended */
+	bool		has_end_date;	/* import: the row knows when the session
+								 * ended */
 } TableClaim;
 
 /*

@@ -10,7 +10,7 @@
 
 extern char *invicti_base_url;
 extern char *invicti_api_path;
-extern char *invicti_database_name;	/* defined only when preloaded */
+extern char *invicti_database_name; /* defined only when preloaded */
 extern char *invicti_api_token_file;
 extern char *invicti_ca_file;
 extern char *invicti_proxy;

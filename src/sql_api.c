@@ -357,8 +357,8 @@ invicti_scan_check_setup(PG_FUNCTION_ARGS)
 						 here, invicti_database_name)));
 
 	/*
-	 * In a schema where every role may create objects, a look-alike
-	 * function (invicti_launch_scan(text, text)) can catch unqualified calls.
+	 * In a schema where every role may create objects, a look-alike function
+	 * (invicti_launch_scan(text, text)) can catch unqualified calls.
 	 */
 	if (compat_schema_privilege(nsp, ACL_ID_PUBLIC, ACL_CREATE))
 		ereport(NOTICE,

@@ -12,7 +12,8 @@
 
 typedef struct ClaimRequest
 {
-	int			slots;			/* requests that may start now; 0: claim nothing */
+	int			slots;			/* requests that may start now; 0: claim
+								 * nothing */
 	bool		sweep;			/* rows may have been left 'sending' */
 	bool		resync;			/* the table changed behind the worker's back */
 	bool		imports;		/* invicti_scan.import_vulnerabilities */

@@ -163,7 +163,8 @@ claim_table_work(TimestampTz now)
 	if (!extension_watch_note(status))
 	{
 		drop_work();
-		return;					/* looked again at the recheck time, or when woken */
+		return;					/* looked again at the recheck time, or when
+								 * woken */
 	}
 	w.next_table_due = res.next_due;
 	w.resync_pending = false;

@@ -8,7 +8,7 @@
 # extension with -Wall -Wextra -Werror, installs it, then runs every suite
 # as an unprivileged user: pg_regress (SQL API), the simulator's own tests
 # (once), the TAP tests with the contract check, and the chaos run at CI
-# size.  It prints how long each part took.  Exits non-zero on the first
+# size; with 18, pgindent --check.  It prints how long each part took.  Exits non-zero on the first
 # failing suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +50,8 @@ for release in $releases; do
   rm -rf "$tree"
   first=no
 done
+# PostgreSQL's layout, checked with the pgindent of the 18 build
+case " $releases " in
+  *" 18 "*) timed "pgindent --check" bash test/pgindent.sh --check ;;
+esac
 log "all suites passed on PostgreSQL $releases"

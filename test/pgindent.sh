@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# pgindent.sh: format src/ the way PostgreSQL formats its own code.
+#
+# Usage: test/pgindent.sh [--check]
+#
+# Runs PostgreSQL's pgindent with its pg_bsd_indent (both from the
+# PostgreSQL 18 build in the cache, test/pg_build.sh) and the typedefs of
+# PostgreSQL (its typedefs.list) plus the project's (src/typedefs.list,
+# regenerated here from the sources).  --check changes nothing and fails
+# when a file would change.  It must never touch anything but src/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. test/lib.sh
+[ "${1:-}" = -h ] || [ "${1:-}" = --help ] && { show_usage "$0"; exit 0; }
+
+bindir=$(bash test/pg_build.sh 18)
+tools=$(dirname "$bindir")/share/pgindent
+{ grep -ho "^} [A-Za-z_][A-Za-z0-9_]*;" src/*.[ch] | sed 's/^} //; s/;//'
+  grep -h "^typedef .*;$" src/*.[ch] | awk '{print $NF}' | tr -d ';'; } | sort -u >src/typedefs.list
+typedefs=$(mktemp)
+trap 'rm -f "$typedefs"' EXIT
+cat "$tools/typedefs.list" src/typedefs.list >"$typedefs"
+args=()
+[ "${1:-}" = --check ] && args=(--check --diff)
+perl "$tools/pgindent" --indent="$bindir/pg_bsd_indent" --typedefs="$typedefs" \
+  "${args[@]}" src/*.c src/*.h
