@@ -15,10 +15,16 @@ cd "$(dirname "$0")/.."
 
 bindir=$(bash test/pg_build.sh 18)
 tools=$(dirname "$bindir")/share/pgindent
-{ grep -ho "^} [A-Za-z_][A-Za-z0-9_]*;" src/*.[ch] | sed 's/^} //; s/;//'
-  grep -h "^typedef .*;$" src/*.[ch] | awk '{print $NF}' | tr -d ';'; } | sort -u >src/typedefs.list
+ours=$(mktemp)
 typedefs=$(mktemp)
-trap 'rm -f "$typedefs"' EXIT
+trap 'rm -f "$ours" "$typedefs"' EXIT
+{ grep -ho "^} [A-Za-z_][A-Za-z0-9_]*;" src/*.[ch] | sed 's/^} //; s/;//'
+  grep -h "^typedef .*;$" src/*.[ch] | awk '{print $NF}' | tr -d ';'; } | sort -u >"$ours"
+if [ "${1:-}" = --check ]; then
+  diff -u src/typedefs.list "$ours" || die "src/typedefs.list is out of date: run test/pgindent.sh"
+else
+  cp "$ours" src/typedefs.list
+fi
 cat "$tools/typedefs.list" src/typedefs.list >"$typedefs"
 args=()
 [ "${1:-}" = --check ] && args=(--check --diff)
