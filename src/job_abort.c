@@ -122,7 +122,7 @@ static const JobKind abort_kind = {
 };
 
 void
-abort_job_start(const TableClaim *claim)
+job_abort_start(const TableClaim *claim)
 {
 	Job		   *job = job_new(&abort_kind, claim->id, sizeof(AbortData));
 	AbortData  *d = job->data;

@@ -331,7 +331,7 @@ static const JobKind import_kind = {
 };
 
 void
-import_job_start(const TableClaim *claim)
+job_import_start(const TableClaim *claim)
 {
 	Job		   *job = job_new(&import_kind, claim->id, sizeof(ImportData));
 	ImportData *d = job->data;

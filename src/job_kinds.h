@@ -8,16 +8,16 @@
 #include "scan_store.h"
 
 /* job_launch.c: a claimed launch, and a launch whose outcome is unknown. */
-extern void launch_job_start(const LaunchClaim *claim);
-extern void reconcile_job_start(const TableClaim *claim);
+extern void job_launch_start(const LaunchClaim *claim);
+extern void job_reconcile_start(const TableClaim *claim);
 
 /* job_poll.c: a status request for a running scan. */
-extern void poll_job_start(int64 id, const pg_uuid_t *scan_id);
+extern void job_poll_start(int64 id, const pg_uuid_t *scan_id);
 
 /* job_abort.c: the abort request of a scan invicti_abort_scan() stopped. */
-extern void abort_job_start(const TableClaim *claim);
+extern void job_abort_start(const TableClaim *claim);
 
 /* job_import.c: the findings of a finished scan, page by page. */
-extern void import_job_start(const TableClaim *claim);
+extern void job_import_start(const TableClaim *claim);
 
 #endif

@@ -214,7 +214,7 @@ static const JobKind launch_kind = {
 };
 
 void
-launch_job_start(const LaunchClaim *claim)
+job_launch_start(const LaunchClaim *claim)
 {
 	Job		   *job = job_new(&launch_kind, claim->id, sizeof(LaunchData));
 	LaunchData *d = job->data;
@@ -450,7 +450,7 @@ static const JobKind reconcile_kind = {
 };
 
 void
-reconcile_job_start(const TableClaim *claim)
+job_reconcile_start(const TableClaim *claim)
 {
 	Job		   *job = job_new(&reconcile_kind, claim->id, sizeof(ReconcileData));
 	ReconcileData *d = job->data;

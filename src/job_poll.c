@@ -174,7 +174,7 @@ static const JobKind poll_kind = {
 };
 
 void
-poll_job_start(int64 id, const pg_uuid_t *scan_id)
+job_poll_start(int64 id, const pg_uuid_t *scan_id)
 {
 	Job		   *job = job_new(&poll_kind, id, sizeof(PollData));
 	PollData   *d = job->data;

@@ -111,19 +111,19 @@ table_work_claim(const ClaimRequest *req, ClaimResult *res)
 
 	/* Only now, with the 'sending' marks committed, do requests go out. */
 	for (i = 0; i < a.nl; i++)
-		launch_job_start(&a.launches[i]);
+		job_launch_start(&a.launches[i]);
 	for (i = 0; i < a.nw; i++)
 	{
 		switch (a.work[i].state)
 		{
 			case WS_ABORT:
-				abort_job_start(&a.work[i]);
+				job_abort_start(&a.work[i]);
 				break;
 			case WS_IMPORT:
-				import_job_start(&a.work[i]);
+				job_import_start(&a.work[i]);
 				break;
 			default:
-				reconcile_job_start(&a.work[i]);
+				job_reconcile_start(&a.work[i]);
 				break;
 		}
 	}

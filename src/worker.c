@@ -206,7 +206,7 @@ start_due_polls(TimestampTz now)
 	int			failures;
 
 	while (may_send() && poll_schedule_take_due(now, &id, &scan_id, &failures))
-		poll_job_start(id, &scan_id);
+		job_poll_start(id, &scan_id);
 }
 
 static void
