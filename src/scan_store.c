@@ -94,6 +94,11 @@ typedef struct PlanDef
  * What a row becomes once it has a scan id: polled, or aborted first when
  * invicti_abort_scan() was called while its launch was under way.
  */
+/* last_error was written by the import: it starts with a prefix in p (text[]) */
+#define IMPORT_ERROR(p) \
+	"EXISTS (SELECT FROM pg_catalog.unnest(" p "::pg_catalog.text[]) AS prefix " \
+	"        WHERE pg_catalog.starts_with(last_error, prefix)) "
+
 #define STATE_WITH_SCAN \
 	"worker_state = CASE WHEN abort_requested_at IS NULL THEN {poll} ELSE {abort} END, " \
 	"status = CASE WHEN abort_requested_at IS NULL THEN '" SCAN_STATUS_LAUNCHED "' ELSE '" SCAN_STATUS_ABORTING "' END, " \
@@ -277,15 +282,15 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 	/*
 	 * A page or the end of an import: $3 is its note (findings skipped) or
 	 * NULL.  It replaces only what the import itself wrote in last_error
-	 * (text starting $4); a note about the scan's answer (counts that could
-	 * not be stored) stays.
+	 * (text starting with one of $4, the nouns of its requests); a note about
+	 * the scan's answer (counts that could not be stored) stays.
 	 */
 	[P_IMPORT_PAGE] = {
 		"UPDATE @T SET import_cursor = $2, next_attempt_at = pg_catalog.now(), "
-		"  last_error = CASE WHEN last_error IS NULL OR pg_catalog.starts_with(last_error, $4) "
+		"  last_error = CASE WHEN last_error IS NULL OR " IMPORT_ERROR("$4")
 		"                    THEN $3 ELSE last_error END, "
 		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {import}",
-		"", 4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
+		"", 4, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID}
 	},
 	[P_SET_END_DATE] = {
 		"UPDATE @T SET end_date = $2, updated_at = pg_catalog.now() "
@@ -296,10 +301,10 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"UPDATE @T SET worker_state = {done}, import_cursor = NULL, next_attempt_at = NULL, "
 		"  findings_imported_at = CASE WHEN $4 THEN pg_catalog.now() "
 		"                              ELSE findings_imported_at END, "
-		"  last_error = CASE WHEN last_error IS NULL OR pg_catalog.starts_with(last_error, $3) "
+		"  last_error = CASE WHEN last_error IS NULL OR " IMPORT_ERROR("$3")
 		"                    THEN $2 ELSE last_error END, "
 		"  updated_at = pg_catalog.now() WHERE id = $1 AND worker_state = {import}",
-		"import>done", 4, {INT8OID, TEXTOID, TEXTOID, BOOLOID}
+		"import>done", 4, {INT8OID, TEXTOID, TEXTARRAYOID, BOOLOID}
 	},
 	[P_IMPORT_FAILED] = {
 		"UPDATE @T SET worker_state = {done}, import_cursor = NULL, next_attempt_at = NULL, "
@@ -904,11 +909,18 @@ scan_store_insert_finding(int64 id, const pg_uuid_t *session_id, const Finding *
 	return run(P_FINDING_INSERT, v, nulls) == 1;
 }
 
-/* What every last_error the import writes starts with. */
+/*
+ * What every last_error the import writes starts with: the noun of one of
+ * its requests (the results list for the end date, then the findings).
+ */
 static Datum
-import_error_prefix(void)
+import_error_prefixes(void)
 {
-	return CStringGetTextDatum(psprintf("%s:", api_call_nouns[CALL_RESULTS]));
+	Datum		prefixes[2];
+
+	prefixes[0] = CStringGetTextDatum(psprintf("%s:", api_call_nouns[CALL_SESSIONS]));
+	prefixes[1] = CStringGetTextDatum(psprintf("%s:", api_call_nouns[CALL_RESULTS]));
+	return PointerGetDatum(construct_array(prefixes, 2, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 void
@@ -920,7 +932,7 @@ scan_store_import_page(int64 id, const char *next_cursor, const char *note)
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(next_cursor);
 	v[2] = text_or_null(note, &nulls[2]);
-	v[3] = import_error_prefix();
+	v[3] = import_error_prefixes();
 	run(P_IMPORT_PAGE, v, nulls);
 }
 
@@ -940,7 +952,7 @@ scan_store_import_done(int64 id, const char *note, bool findings_imported)
 
 	v[0] = Int64GetDatum(id);
 	v[1] = text_or_null(note, &nulls[1]);
-	v[2] = import_error_prefix();
+	v[2] = import_error_prefixes();
 	v[3] = BoolGetDatum(findings_imported);
 	run(P_IMPORT_DONE, v, nulls);
 }

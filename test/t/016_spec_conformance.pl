@@ -65,6 +65,20 @@ is(sql("SELECT end_date = '$sim_scan->{end_date}'::timestamptz FROM invicti_scan
 ok((grep { $_->{path} eq "/api/v1/scans/$r->{scan_id}/results" } $sim->log_entries($seq)),
 	'read from GET /scans/{id}/results');
 
+# A results request that fails once is retried, and its error cleared.
+$sim->faults({ match => { method => 'GET', path => '/results$' },
+	fault => 'status', status => 503, count => 1 });
+$seq = $sim->next_seq;
+$id = launch($node, $target{done});
+wait_for($node, "SELECT last_error LIKE 'results request: HTTP 503%' FROM invicti_scans WHERE id = $id",
+	'a results request that fails says so in last_error');
+wait_for($node, "SELECT worker_state = 'done' FROM invicti_scans WHERE id = $id",
+	'and the import carries on', 60);
+$r = row($id);
+ok(defined $r->{end_date}, 'the retried results request gave the end date');
+is($r->{last_error}, undef, 'and the error was cleared once it succeeded');
+ok(defined $r->{findings_imported_at}, 'the findings were imported after it');
+
 # With the seed's shape (end_date in the session) no results request is needed.
 $sim->config(session_end_date => JSON::PP::true);
 $node->append_conf('postgresql.conf', 'invicti_scan.import_vulnerabilities = off');
