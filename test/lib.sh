@@ -45,10 +45,11 @@ ensure_packages() {
 }
 
 # Use PostgreSQL release $1 from now on (PG_MAJOR, PG_BINDIR): Debian's
-# package for 15, a build in the cache for the others (made if missing).
+# package for 15, a build in the cache for the others (made if missing),
+# and for 15 too when $2 is "source".
 use_release() {
   PG_MAJOR=$1
-  if [ -x "/usr/lib/postgresql/$1/bin/pg_config" ]; then
+  if [ "${2:-}" != source ] && [ -x "/usr/lib/postgresql/$1/bin/pg_config" ]; then
     PG_BINDIR=/usr/lib/postgresql/$1/bin
   else
     PG_BINDIR=$(bash "$(dirname "${BASH_SOURCE[0]}")/pg_build.sh" "$1")

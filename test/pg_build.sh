@@ -6,7 +6,8 @@
 #
 # Debian 12 ships binaries of PostgreSQL 15 only; other releases are built
 # here from the source package of Debian's newest suite that has them
-# (postgresql-MAJOR), fetched with a private apt source list (apt's
+# (postgresql-MAJOR: sid for 18, bookworm for 15, which the pg_upgrade
+# test starts from), fetched with a private apt source list (apt's
 # Dir::Etc::SourceList, Dir::State::Lists and Dir::Cache options: the
 # system's apt configuration is not touched).  The build goes to
 # $INVICTI_PG_CACHE (default ~/.cache/invicti_scan, /var/cache/invicti_scan
@@ -45,9 +46,11 @@ work=$cache/src-$major
 rm -rf "$work" "$prefix"
 mkdir -p "$work/lists/partial" "$work/archives/partial"
 
-# Debian's source archive: sid has the newest releases.
+# Debian's source archive: sid has the newest releases, bookworm still 15.
+suite=sid
+[ "$major" = 15 ] && suite=bookworm
 cat >"$work/sources.list" <<EOF
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
 EOF
 apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
   -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work" -o "APT::Sandbox::User=root")

@@ -3,8 +3,9 @@
 # release under test keeps every scan and finding, and the worker carries on
 # where it was: a running scan is polled to its end, a queued launch is sent
 # once, a finished scan stays as it was.  During the upgrade itself no worker
-# runs (binary-upgrade mode).  run_all.sh sets INVICTI_UPGRADE_FROM when it
-# tests a release after 15.
+# runs (binary-upgrade mode).  run_all.sh sets INVICTI_UPGRADE_FROM to 15
+# built from Debian's source (not Debian's 15.20 binaries: see run_all.sh)
+# when it tests a release after 15.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -17,8 +18,8 @@ use InvictiTest;
 my $old_bin = $ENV{INVICTI_UPGRADE_FROM} // '';
 plan skip_all => 'INVICTI_UPGRADE_FROM names no older release to upgrade from'
   unless $old_bin && -x "$old_bin/initdb" && -f dirname($old_bin) . '/lib/invicti_scan.so';
-my $new_bin = dirname(`command -v pg_ctl`);
-chomp $new_bin;
+# the release under test: the first pg_ctl on PATH, as the other tests use
+my ($new_bin) = grep { -x "$_/pg_ctl" } split /:/, $ENV{PATH};
 plan skip_all => 'the release under test is the one to upgrade from' if $new_bin eq $old_bin;
 
 my %target = map { $_ => target_uuid("upgrade-$_") } qw(done running queued);
@@ -45,7 +46,8 @@ sub configure
 
 # --- the old release, with scans in every kind of state -------------------------
 my $old = PostgreSQL::Test::Cluster->new('old', install_path => dirname($old_bin));
-$old->init;
+# with checksums, as initdb of 18 makes the new cluster (pg_upgrade wants both alike)
+$old->init(extra => ['--data-checksums']);
 configure($old);
 $old->start;
 my $old_version = $old->safe_psql('postgres', 'SHOW server_version_num');
@@ -93,17 +95,25 @@ $old->stop;
 my $new = PostgreSQL::Test::Cluster->new('new');
 $new->init;
 configure($new);
+# held back, like the old server, until the rows are compared
+$new->append_conf('postgresql.conf', "invicti_scan.base_url = ''");
 my $new_version;
 {
 	my $dir = PostgreSQL::Test::Utils::tempdir('pg_upgrade');
 	chdir $dir;
 	my $seq = $sim->next_seq;
 	command_ok(
-		[ 'pg_upgrade', '--no-sync', '-b', $old_bin, '-B', $new_bin,
+		[ 'pg_upgrade', '--no-sync', '--retain', '-b', $old_bin, '-B', $new_bin,
 		  '-d', $old->data_dir, '-D', $new->data_dir,
 		  '-p', $old->port, '-P', $new->port, '-s', $new->host ],
 		'pg_upgrade from the old release succeeds');
 	is(scalar($sim->log_entries($seq)), 0, 'no worker sent anything while pg_upgrade ran');
+	# both servers pg_upgrade started logged there (kept by --retain)
+	my ($server_log) = glob($new->data_dir . '/pg_upgrade_output.d/*/log/pg_upgrade_server.log');
+	my $log = $server_log ? slurp_file($server_log) : '';
+	cmp_ok(scalar(() = $log =~ /database system is ready to accept connections/g), '>=', 2,
+		'pg_upgrade started both servers (its server log)');
+	unlike($log, qr/invicti_scan worker started/, 'and neither started an invicti_scan worker');
 }
 $new->start;
 $new_version = $new->safe_psql('postgres', 'SHOW server_version_num');
@@ -119,6 +129,8 @@ $new->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker'")
   or die 'no worker on the upgraded server';
 my $seq = $sim->next_seq;
+$new->append_conf('postgresql.conf', "invicti_scan.base_url = '" . $sim->api_url . "'");
+$new->reload;
 $sim->control('POST', '/_sim/scans/' . scan_row_in($new, $running)->{scan_id} . '/force',
 	{ status => 'completed', progress => 100 });
 $new->poll_query_until('postgres',
