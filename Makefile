@@ -72,7 +72,7 @@ PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) \
 	-DINVICTI_SCAN_VERSION='"$(EXTVERSION)"' \
 	$(shell $(CURL_CONFIG) --cflags 2>/dev/null)
 SHLIB_LINK  = $(shell $(CURL_CONFIG) --libs 2>/dev/null || echo -lcurl)
-EXTRA_CLEAN = results regression.diffs regression.out tmp_check tmp_regress
+EXTRA_CLEAN = results regression.diffs regression.out tmp_check tmp_regress META.json $(EXTENSION)-*.zip
 
 include $(PGXS)
 
@@ -91,6 +91,21 @@ all install installcheck prove_installcheck:
 	@echo "Install postgresql-server-dev-15 and libcurl4-openssl-dev, or run 'make test'."
 	@exit 1
 endif
+
+# PGXN: META.json is made from META.json.in with the control file's
+# version (as PGXN's semantic version: 1.3 is 1.3.0), and `make dist`
+# archives the committed tree (HEAD) with it, as PGXN takes it.
+EXTSEMVER := $(shell echo '$(EXTVERSION)' | sed 's/^\([0-9]*\.[0-9]*\)$$/\1.0/')
+DISTNAME   = $(EXTENSION)-$(EXTSEMVER)
+
+META.json: META.json.in $(EXTENSION).control
+	sed 's/@SEMVER@/$(EXTSEMVER)/g' $< >$@
+
+.PHONY: dist
+dist: META.json
+	git archive --format=zip --prefix=$(DISTNAME)/ --add-file=META.json \
+		-o $(DISTNAME).zip HEAD
+	@echo "$(DISTNAME).zip"
 
 # The README's two commands; they install what they need first.
 .PHONY: test demo

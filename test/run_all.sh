@@ -9,7 +9,8 @@
 # as an unprivileged user: pg_regress (SQL API), the simulator's own tests
 # (once), the TAP tests with the contract check, and the chaos run at CI
 # size; with 18, pgindent --check; with 15, the Debian package is built,
-# installed and regression-tested (test/deb_check.sh).  It prints how long
+# installed and regression-tested (test/deb_check.sh); the PGXN archive
+# of `make dist` is checked and built (test/dist_check.sh).  It prints how long
 # each part took.  Exits non-zero on the first
 # failing suite.
 set -euo pipefail
@@ -45,6 +46,9 @@ upgrade_source() {
   build_and_install
   upgrade_from=$PG_BINDIR
 }
+
+# The PGXN archive: META.json valid, the control file's version, it builds.
+timed "PGXN archive (make dist)" bash test/dist_check.sh
 
 # The Debian package (debian/), for the releases Debian installs (15):
 # built, installed, and the regression suite run against it.
