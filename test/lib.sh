@@ -15,6 +15,10 @@ PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 INVICTI_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
   libcurl4-openssl-dev postgresql-$PG_MAJOR-cron libipc-run-perl
   python3 python3-yaml python3-jsonschema make gcc openssl curl procps"
+# And those only `make test` needs: the packaging check (debian/) and the
+# monitoring test's exporter and promtool (test/t/018_prometheus.pl).
+INVICTI_TEST_PACKAGES="postgresql-server-dev-all debhelper dpkg-dev
+  prometheus-postgres-exporter prometheus"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 

@@ -33,7 +33,7 @@ report() {
 }
 trap report EXIT
 
-timed "Debian packages" ensure_packages $INVICTI_PACKAGES
+timed "Debian packages" ensure_packages $INVICTI_PACKAGES $INVICTI_TEST_PACKAGES
 
 # The release test/t/017_pg_upgrade.pl upgrades from, with the extension
 # installed.  Not Debian's 15.20: it keeps an option of its own
