@@ -839,6 +839,128 @@ class EndpointTests(SimTestCase):
         nxt = self.sim.api("GET", "/scans?l=3").json()["pagination"]["next_cursor"]
         self.assertIsInstance(nxt, str)
 
+    def test_list_session_omit_variant(self):
+        self.sim.add_targets({"target_id": tid(3), "duration_scale": 10000})
+        reply = self.sim.launch(tid(3))
+        scan_id = self.sim.scan_id_of(reply)
+        full = self.sim.api("GET", f"/scans?q=target_id:{tid(3)}").json()["scans"][0]
+        self.assertScanItem(full)                       # the spec's: with current_session
+        self.assertIn("current_session", full)
+        self.sim.config(list_session="omit")            # invented: a lighter list
+        body = self.sim.api("GET", f"/scans?q=target_id:{tid(3)}").json()
+        self.assertEqual(len(body["scans"]), 1)
+        light = body["scans"][0]
+        self.assertNotIn("current_session", light)      # no key at all, not null or {}
+        self.assertKeys(light, SCAN_ITEM_KEYS)
+        self.assertEqual(light, {k: v for k, v in full.items() if k != "current_session"})
+        self.assertPagination(body["pagination"])
+        # Only the list: GET /scans/{id} and the launch's 201 keep it.
+        single = self.sim.api("GET", f"/scans/{scan_id}").json()
+        self.assertScanItem(single)
+        self.assertEqual(single["current_session"], full["current_session"])
+        self.assertIn("current_session", self.sim.launch(tid(3)).json())
+        with_wrapped = self.sim.config(shape="wrapped")
+        self.assertEqual(with_wrapped["list_session"], "omit")
+        self.assertIn("current_session", self.sim.api(
+            "GET", f"/scans/{scan_id}").json()["scans"][0])
+        for scan in self.sim.api("GET", "/scans").json()["scans"]:
+            self.assertNotIn("current_session", scan)
+        # Switched back at run time, and by a reset.
+        self.sim.config(list_session="full")
+        self.assertIn("current_session", self.sim.api("GET", "/scans").json()["scans"][0])
+        self.sim.config(list_session="omit")
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(self.sim.ctl("GET", "/config")["list_session"], "full")
+        self.sim.launch()
+        self.assertIn("current_session", self.sim.api("GET", "/scans").json()["scans"][0])
+
+    def _churn_setup(self, n=7):
+        """n scans of tid(3) that stay scheduled, one of tid(4) the filter leaves
+        out; the tid(3) ids newest first (the order of an unchurned list)."""
+        self.sim.add_targets({"target_id": tid(3), "duration_scale": 10000},
+                             {"target_id": tid(4), "duration_scale": 10000})
+        ids = [self.sim.launch_id(tid(3)) for _ in range(n)]
+        self.sim.launch_id(tid(4))
+        return ids[::-1]
+
+    def _churn_pass(self, limit=3, style="cursors"):
+        """One pass through the filtered list with offset cursors: its scan ids."""
+        scans, pages, count = self._collect_pages(
+            f"/scans?q=target_id:{tid(3)};scan_status:scheduled", "scans", style, limit)
+        return [s["scan_id"] for s in scans], pages, count
+
+    def test_list_churn_makes_offset_pages_miss_or_repeat_scans(self):
+        newest_first = self._churn_setup()              # 7 scans: 3 pages of 3
+        # Deterministic: the k-th GET /scans since the reset sees the list
+        # rotated by k*N, its items N places later.  N=1, pages of 3: page 2
+        # (offset 3) repeats scan 2, page 3 (offset 6) repeats scan 4, and
+        # scans 5 and 6 are never seen.
+        self.assertEqual(self.sim.config(list_churn=1)["list_churn"], 1)
+        ids, pages, count = self._churn_pass()
+        self.assertEqual((pages, count), (3, 7))        # paging itself is unchanged
+        self.assertEqual(self.trail, [["0", "3"], ["3", "6"], ["6"]])
+        self.assertEqual(ids, [newest_first[i] for i in (0, 1, 2, 2, 3, 4, 4)])
+        # N > 0 and more than one page: some scan is missed or shown twice,
+        # whatever the requests before the pass (each pass here starts at
+        # another k).  With N mod count below l, always one twice.
+        for n, limit in ((1, 3), (2, 3), (3, 3), (4, 3), (5, 3), (6, 3), (1, 2), (2, 2),
+                         (3, 2), (1, 5), (4, 5), (6, 5), (9, 3), (100, 4), (1, 1)):
+            for style in ("cursors", "next_cursor", "next_cursor_int"):
+                with self.subTest(list_churn=n, l=limit, pagination=style):
+                    self.sim.config(list_churn=n, pagination=style)
+                    ids, pages, count = self._churn_pass(limit, style)
+                    self.assertGreater(pages, 1)
+                    self.assertEqual(count, 7)
+                    self.assertEqual(len(ids), 7)       # as many items as scans ...
+                    self.assertLessEqual(set(ids), set(newest_first))
+                    self.assertNotEqual(sorted(ids), sorted(newest_first),  # ... not each once
+                                        f"list_churn={n} l={limit}: every scan exactly once")
+                    if 0 < n % 7 < limit:
+                        self.assertLess(len(set(ids)), 7)   # a scan shown twice
+        # The limits of a plain rotation (README): N a multiple of the count
+        # moves nothing, and with 3 pages or more the shifts can line up so
+        # that each scan comes once, in another order (7 scans, l=1, N=3).
+        self.sim.config(list_churn=7, pagination="cursors")
+        self.assertEqual(self._churn_pass()[0], newest_first)
+        self.sim.config(list_churn=3)
+        ids = self._churn_pass(1)[0]
+        self.assertEqual(sorted(ids), sorted(newest_first))
+        self.assertNotEqual(ids, newest_first)
+        # Opaque cursors name the last scan seen: churn does not move them.
+        self.sim.config(cursors="opaque", pagination="cursors", list_churn=2)
+        ids, pages, _ = self._churn_pass()
+        self.assertEqual((ids, pages), (newest_first, 3))
+
+    def test_list_churn_zero_shows_every_scan_once(self):
+        newest_first = self._churn_setup()
+        self.assertEqual(self.sim.ctl("GET", "/config")["list_churn"], 0)   # the default
+        for style in ("cursors", "next_cursor", "next_cursor_int"):
+            self.sim.config(pagination=style)
+            for limit in (1, 2, 3, 6, 7, 100):
+                with self.subTest(pagination=style, l=limit):
+                    ids, pages, count = self._churn_pass(limit, style)
+                    self.assertEqual(ids, newest_first)  # each once, newest first
+                    self.assertEqual((pages, count), (-(-7 // limit), 7))
+        # Switched on and off again at run time: 0 has no effect whatever came before.
+        self.sim.config(list_churn=3, pagination="cursors")
+        self.assertNotEqual(self._churn_pass()[0], newest_first)
+        self.sim.config(list_churn=0)
+        for _ in range(3):
+            self.assertEqual(self._churn_pass()[0], newest_first)
+
+    def test_log_lists_the_scans_a_list_page_carried(self):
+        newest_first = self._churn_setup()
+        seq = self.sim.log()["next_seq"]
+        self._churn_pass(3)
+        pages = [e for e in self.sim.log(seq)["entries"] if e["path"] == "/api/v1/scans"]
+        self.assertEqual([sid for e in pages for sid in e["listed"]], newest_first)
+        self.sim.config(list_session="omit")            # items that refresh nothing
+        seq = self.sim.log()["next_seq"]
+        self._churn_pass(3)
+        self.assertEqual({tuple(e["listed"]) for e in self.sim.log(seq)["entries"]}, {()})
+        launch = [e for e in self.sim.log(1)["entries"] if e["method"] == "POST"][0]
+        self.assertIsNone(launch["listed"])
+
     def test_results_and_vulnerabilities(self):
         self.sim.add_targets({"target_id": tid(5), "duration_scale": 10000},
                              {"target_id": tid(6), "address": "https://shop.example.test/",
@@ -1607,11 +1729,13 @@ class FaultTests(SimTestCase):
 VARIANT_DEFAULTS = {"shape": "single", "scan_id_in": "location", "pagination": "cursors",
                     "cursors": "offset", "session_end_date": False,
                     "session_before_start": "status_only", "auth_failure": 401,
-                    "scan_filter": "honour", "dates": "offset"}
+                    "scan_filter": "honour", "dates": "offset", "list_session": "full",
+                    "list_churn": 0}
 VARIANT_OTHERS = {"shape": ["wrapped"], "scan_id_in": ["body+location", "body"],
                   "pagination": ["next_cursor", "next_cursor_int"], "cursors": ["opaque"],
                   "session_end_date": [True], "session_before_start": ["empty"],
-                  "auth_failure": [400], "scan_filter": ["ignore"], "dates": ["naive"]}
+                  "auth_failure": [400], "scan_filter": ["ignore"], "dates": ["naive"],
+                  "list_session": ["omit"], "list_churn": [1, 7, 1000]}
 
 
 class ServerTests(SimTestCase):
@@ -1731,7 +1855,12 @@ class ServerTests(SimTestCase):
                     {"scan_id_in": "header"}, {"pagination": "pages"}, {"cursors": "keyset"},
                     {"session_end_date": "yes"}, {"session_before_start": None},
                     {"auth_failure": 402}, {"auth_failure": "400"}, {"scan_filter": "maybe"},
-                    {"shape": "wrapped", "cursors": "keyset"}):
+                    {"list_session": "none"}, {"list_session": None}, {"list_session": True},
+                    {"list_churn": -1}, {"list_churn": 1.5}, {"list_churn": 2.0},
+                    {"list_churn": "3"}, {"list_churn": True}, {"list_churn": False},
+                    {"list_churn": None}, {"list_churn": [1]},
+                    {"shape": "wrapped", "cursors": "keyset"},
+                    {"shape": "wrapped", "list_churn": -3}):
             with self.subTest(change=bad):
                 self.sim.ctl("POST", "/config", bad, expect=400)
         self.assertEqual(self.sim.ctl("GET", "/config")["shape"], "single")   # all or nothing
@@ -1899,7 +2028,8 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
                         "--variant", "session_end_date=true",
                         "--variant", "session_before_start=empty",
                         "--variant", "auth_failure=400", "--variant", "scan_filter=ignore",
-                        "--variant", "dates=naive")
+                        "--variant", "dates=naive", "--variant", "list_session=omit",
+                        "--variant", "list_churn=1")
         try:
             config = sim.ctl("GET", "/config")
             self.assertEqual({k: config[k] for k in VARIANT_DEFAULTS},
@@ -1907,7 +2037,7 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
                               "pagination": "next_cursor_int", "cursors": "offset",
                               "session_end_date": True, "session_before_start": "empty",
                               "auth_failure": 400, "scan_filter": "ignore",
-                              "dates": "naive"})
+                              "dates": "naive", "list_session": "omit", "list_churn": 1})
             self.assertError(sim.api("GET", PROFILES, token=None), 400,
                              "Invalid Authorization header")
             sim.add_targets({"target_id": tid(1), "duration_scale": 10000})
@@ -1919,11 +2049,18 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
             self.assertEqual(sim.api("GET", f"/scans/{scan_id}").json(),
                              {"scans": [{"scan_id": scan_id, "current_session": {}}]})
             sim.launch()
-            pag = sim.api("GET", f"/scans?l=1&q=target_id:{tid(1)}").json()["pagination"]
+            listed = sim.api("GET", f"/scans?l=1&q=target_id:{tid(1)}").json()
+            pag = listed["pagination"]
             self.assertEqual((pag["count"], pag["next_cursor"]), (2, 1))   # q ignored
+            self.assertNotIn("current_session", listed["scans"][0])        # list_session
+            # list_churn=1: the second request sees the list rotated by one.
+            again = sim.api("GET", f"/scans?l=1&c={pag['next_cursor']}").json()["scans"]
+            self.assertEqual(again[0]["scan_id"], listed["scans"][0]["scan_id"])
             # Every variant is kept on reset.
             sim.ctl("POST", "/reset")
-            self.assertEqual(sim.ctl("GET", "/config")["auth_failure"], 400)
+            config = sim.ctl("GET", "/config")
+            self.assertEqual((config["auth_failure"], config["list_session"],
+                              config["list_churn"]), (400, "omit", 1))
         finally:
             self.assertNotIn("Traceback", sim.stop())
         sim = Simulator("--variant", "cursors=opaque", "--variant", "session_end_date=false",
@@ -1955,7 +2092,13 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
                      ["--token", "x", "--variant", "shape"],
                      ["--token", "x", "--variant", "cursors=keyset"],
                      ["--token", "x", "--variant", "auth_failure=402"],
-                     ["--token", "x", "--variant", "scan_filter=sometimes"]):
+                     ["--token", "x", "--variant", "scan_filter=sometimes"],
+                     ["--token", "x", "--variant", "list_session=none"],
+                     ["--token", "x", "--variant", "list_churn=-1"],
+                     ["--token", "x", "--variant", "list_churn=1.5"],
+                     ["--token", "x", "--variant", "list_churn=many"],
+                     ["--token", "x", "--variant", "list_churn=\u00b2"],
+                     ["--token", "x", "--variant", "list_churn=" + "9" * 5000]):
             with self.subTest(args=args):
                 proc = subprocess.run([PYTHON, SIM] + args, capture_output=True, text=True,
                                       timeout=30)

@@ -12,6 +12,8 @@ does is named here and in ../README.md as invented:
     seed document; the spec's Scan schema does not list it);
   - outcomes of targets, including the status "under_review" no Invicti
     product uses (see model.py).
+  - the list_session "omit" and list_churn variants of GET /scans
+    (config.py).
 
 It must never echo the token (only the "mutate" faults do, to test
 redaction).
@@ -217,8 +219,8 @@ class ApiApp(FaultInjection):
             session["end_date"] = self._date(clock.wall(st.end_u))
         return session
 
-    def _scan_item(self, scan, st):
-        """The spec's ScanItemResponse."""
+    def _scan_item(self, scan, st, session=True):
+        """The spec's ScanItemResponse (without current_session if not `session`)."""
         t = scan.target
         item = {
             "scan_id": scan.scan_id,
@@ -232,8 +234,10 @@ class ApiApp(FaultInjection):
             "manual_intervention": False,
             "incremental": scan.options["incremental"],
             "max_scan_time": scan.options["max_scan_time"],
-            "current_session": self._session_json(scan, st, self._config.session_end_date),
         }
+        if session:
+            item["current_session"] = self._session_json(scan, st,
+                                                         self._config.session_end_date)
         if scan.options.get("report_template_id"):
             item["report_template_id"] = scan.options["report_template_id"]
         if not scan.disabled:
@@ -339,11 +343,22 @@ class ApiApp(FaultInjection):
                 if str(threat) not in filters["threat"]:
                     continue
             rows.append((scan, st))
-        page, pagination = paginate(self._config, "scans", rows,
+        config = self._config
+        churn = config.list_churn
+        if churn and rows and config.cursors == "offset":
+            # invented stress mode (config.py list_churn): the k-th request
+            # (from 0) sees the list rotated by k * N, its items N places later
+            cut = len(rows) - self.sim.list_churn_requests * churn % len(rows)
+            rows = rows[cut:] + rows[:cut]
+        page, pagination = paginate(config, "scans", rows,
                                     [-scan.seq for scan, _ in rows], args, q, "created:desc")
-        resp = json_response({"scans": [self._scan_item(s, st) for s, st in page],
+        if churn:
+            self.sim.list_churn_requests += 1
+        session = config.list_session == "full"
+        resp = json_response({"scans": [self._scan_item(s, st, session) for s, st in page],
                               "pagination": pagination})
         resp.off_spec = next(filter(None, (off_spec_status(st.status) for _, st in page)), None)
+        resp.listed = [s.scan_id for s, _ in page] if session else []
         return resp
 
     def _action(self, scan_id, action, allowed, refusal):

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 
-from .config import VARIANTS
+from .config import VARIANTS, variant_error
 from .model import Target
 from .simulator import Simulator
 
@@ -59,9 +59,13 @@ def parse_args(argv):
                 ap.error(f"--variant {key}: must be true or false")
             value = value.lower() == "true"
         elif isinstance(default, int):
-            value = int(value) if value.isdigit() else value
-        if value != default and value not in VARIANTS[key][1]:
-            ap.error(f"--variant {key}: must be one of {[default, *VARIANTS[key][1]]}")
+            try:
+                value = int(value) if value.isdigit() else value
+            except ValueError:          # digits int() refuses, or too many of them
+                pass
+        error = variant_error(key, value)
+        if error is not None:
+            ap.error(f"--variant {key}: {error}")
         args.variants[key] = value
     if args.token is None and not args.no_auth:
         ap.error("--token is required unless --no-auth is given")

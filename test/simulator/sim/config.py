@@ -4,12 +4,25 @@ or a real server may differ from them, each variant is a setting.
 The default of every setting is what the vendor's Swagger file ("Acunetix
 Scanner API", test/contract/acunetix-api.yaml) says.  The other values are
 other real shapes (the seed document's, older servers'), each named for its
-source in VARIANTS.
+source in VARIANTS.  Two are invented, from no vendor source, to stress
+clients: list_session "omit" and list_churn above 0; their defaults are the
+spec's behaviour.
 
 It must never return a token value: the public view says only whether one
 is set.
 
 Part of invicti_sim (see ../invicti_sim.py and ../README.md)."""
+
+
+class Count:
+    """The other values of a count setting: any integer >= 0 (not a bool)."""
+
+    def __contains__(self, value):
+        return type(value) is int and value >= 0
+
+    def __repr__(self):
+        return "any integer >= 0"
+
 
 # setting -> (spec default, other values, where each comes from)
 VARIANTS = {
@@ -38,7 +51,25 @@ VARIANTS = {
     # dates: with their UTC offset, or "naive" without one (the spec
     # declares several as plain "date", which carries no zone: UTC)
     "dates": ("offset", ("naive",)),
+    # GET /scans items (not GET /scans/{id}): ScanItemResponse with
+    # current_session (spec), or "omit": no current_session key at all
+    # (invented: a server whose list is lighter than its single-scan answer)
+    "list_session": ("full", ("omit",)),
+    # GET /scans: N > 0 rotates the (filtered) list by N more positions on
+    # every request, so offset pages overlap or skip (invented stress mode;
+    # 0, no rotation, is the spec's behaviour)
+    "list_churn": (0, Count()),
 }
+
+
+def variant_error(key, value):
+    """Why `value` is not a value of the setting `key` ("must be ..."), or None."""
+    default, others = VARIANTS[key]
+    if isinstance(others, Count):       # the default (0) is a count too
+        return None if value in others else "must be an integer >= 0"
+    if value == default or value in others:
+        return None
+    return f"must be one of {[default, *others]}"
 
 
 class Config:
@@ -58,9 +89,9 @@ class Config:
         new = self.copy()
         for key, value in changes.items():
             if key in VARIANTS:
-                default, others = VARIANTS[key]
-                if value != default and value not in others:
-                    raise ValueError(f"{key} must be one of {[default, *others]}")
+                error = variant_error(key, value)
+                if error is not None:
+                    raise ValueError(f"{key} {error}")
             elif key == "time_scale":
                 if (not isinstance(value, (int, float)) or isinstance(value, bool)
                         or value <= 0):

@@ -137,7 +137,7 @@ class Request:
 class Response:
     """A response plus what the request log needs to know about it."""
     __slots__ = ("status", "body", "headers", "ctype", "auth", "template", "created",
-                 "off_spec")
+                 "off_spec", "listed")
 
     def __init__(self, status, body=b"", headers=(), ctype=JSON_CT):
         self.status = status
@@ -148,10 +148,11 @@ class Response:
         self.template = None
         self.created = None              # Scan created by this request, if any
         self.off_spec = None             # why this answer knowingly departs from the spec
+        self.listed = None               # GET /scans: the scan ids it carried
 
     def carry_meta(self, other):
         self.auth, self.template, self.created = other.auth, other.template, other.created
-        self.off_spec = other.off_spec
+        self.off_spec, self.listed = other.off_spec, other.listed
         return self
 
     def head(self, keep_alive, http10=False, length=None):

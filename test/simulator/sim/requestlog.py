@@ -10,8 +10,11 @@ import json
 # Request log and statistics
 # ---------------------------------------------------------------------------
 
+# "listed": the scan ids a GET /scans answer carried (None for any other
+# answer, and for one a fault changed), so that tests can tell which scans
+# a list page refreshed.
 LOG_FIELDS = ("seq", "time", "method", "path", "query", "status", "fault", "duration_ms",
-              "auth", "user_agent", "accept", "content_type", "client_closed")
+              "auth", "user_agent", "accept", "content_type", "client_closed", "listed")
 
 
 class RequestLog:

@@ -58,6 +58,7 @@ class Simulator:
         self.log.clear()
         self.stats = {}
         self.total_requests = 0
+        self.list_churn_requests = 0    # GET /scans answered under list_churn > 0
         self.api.configure(self.config)
 
     def put_target(self, target):
@@ -92,7 +93,8 @@ class Simulator:
         self.log.append((seq, req.arrived, req.method, req.path, req.query, status, fault,
                          (time.perf_counter() - req.started) * 1000, meta.auth,
                          intern(headers.get(b"user-agent")), intern(headers.get(b"accept")),
-                         intern(headers.get(b"content-type")), client_closed, launch))
+                         intern(headers.get(b"content-type")), client_closed,
+                         meta.listed if fault is None else None, launch))
         key = (req.method, meta.template, status)
         self.stats[key] = self.stats.get(key, 0) + 1
         self.total_requests += 1
