@@ -53,6 +53,7 @@ ensure_packages() {
 # and for 15 too when $2 is "source".
 use_release() {
   PG_MAJOR=$1
+  PG_RELEASE_CHOSEN=1
   if [ "${2:-}" != source ] && [ -x "/usr/lib/postgresql/$1/bin/pg_config" ]; then
     PG_BINDIR=/usr/lib/postgresql/$1/bin
   else
@@ -125,12 +126,18 @@ private_bindir() {
   fi
 }
 
-# Run a command as the test user with PostgreSQL's binaries first on PATH.
+# Run a command as the test user with PostgreSQL's binaries first on PATH:
+# the release use_release chose, else those already first on PATH, else
+# Debian's 15.
 as_test_user() {
   local path="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin"
   if [ "$(id -u)" -eq 0 ]; then
     runuser -u "$(test_user)" -- env PATH="$path" HOME=/tmp LANG=C.UTF-8 "$@"
-  else
+  elif [ -n "${PG_RELEASE_CHOSEN:-}" ] || ! command -v pg_ctl >/dev/null; then
     env PATH="$path:$PATH" "$@"
+  else
+    # already the test user, run by a script that put the servers it
+    # chose first on PATH (run_suites.sh for another release): keep them
+    "$@"
   fi
 }
