@@ -27,9 +27,11 @@ OBJS = \
 	src/store_transaction.o \
 	src/poll_schedule.o \
 	src/retry_policy.o \
+	src/request_budget.o \
 	src/jobs.o \
 	src/job_launch.o \
 	src/job_poll.o \
+	src/job_list.o \
 	src/job_abort.o \
 	src/job_import.o \
 	src/launch_options.o \
@@ -51,7 +53,7 @@ DATA        = $(wildcard sql/$(EXTENSION)--*.sql) $(wildcard $(EXTENSION)--*.con
 # installcheck` (after `make install`) runs them, as pg_cron's do, on a
 # temporary instance that preloads the library (test/regress.conf), so
 # they need no server of yours and touch none.
-REGRESS      = launch privileges abort reporting security state_machine relocate
+REGRESS      = launch privileges abort reporting security state_machine relocate refresh
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=test/regress.conf
 
 # TAP suites (test/t/*.pl, PostgreSQL::Test::Cluster against the project's

@@ -1,6 +1,6 @@
 -- The extension can move to a schema of its own (the README's advice, so
 -- that no look-alike function in a shared schema can catch a call), and
--- everything keeps working there.  Runs last: it moves the extension back.
+-- everything keeps working there.  It moves the extension back at the end.
 CREATE SCHEMA invicti;
 ALTER EXTENSION invicti_scan SET SCHEMA invicti;
 -- The tables' owner must reach them: without USAGE, a clear error.

@@ -15,6 +15,7 @@ const char *const api_call_names[NUM_CALL_KINDS] = {
 	[CALL_ABORT] = "abort",
 	[CALL_RESULTS] = "results",
 	[CALL_SESSIONS] = "sessions",
+	[CALL_POLL_LIST] = "poll_list",
 };
 
 const char *const api_call_nouns[NUM_CALL_KINDS] = {
@@ -24,6 +25,12 @@ const char *const api_call_nouns[NUM_CALL_KINDS] = {
 	[CALL_ABORT] = "abort request",
 	[CALL_RESULTS] = "findings request",
 	[CALL_SESSIONS] = "results request",
+	[CALL_POLL_LIST] = "status list request",
+};
+
+const bool	api_call_urgent[NUM_CALL_KINDS] = {
+	[CALL_LAUNCH] = true,
+	[CALL_ABORT] = true,
 };
 
 const char *const api_outcome_names[NUM_OUTCOMES] = {

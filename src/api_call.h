@@ -17,6 +17,8 @@ typedef enum ApiCallKind
 	CALL_RESULTS,				/* GET .../results/{session}/vulnerabilities */
 	CALL_SESSIONS,				/* GET /scans/{id}/results: sessions, end
 								 * dates */
+	CALL_POLL_LIST,				/* GET /scans?q=scan_status:...: running
+								 * scans, a page at a time */
 	NUM_CALL_KINDS
 } ApiCallKind;
 
@@ -38,6 +40,12 @@ extern const char *const api_call_names[NUM_CALL_KINDS];
 
 /* The kind in a sentence ("status request"). */
 extern const char *const api_call_nouns[NUM_CALL_KINDS];
+
+/*
+ * Whether the request budget serves the kind first: launches and aborts
+ * are what a user waits for; polls and imports can wait for them.
+ */
+extern const bool api_call_urgent[NUM_CALL_KINDS];
 
 /* The outcome's key in invicti_scan_stats.requests_by_kind ("ok"). */
 extern const char *const api_outcome_names[NUM_OUTCOMES];

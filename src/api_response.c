@@ -803,6 +803,22 @@ api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state
 	return true;
 }
 
+bool
+api_scan_list_state(JsonbValue *item, pg_uuid_t *scan_id, bool *has_session,
+					ApiScanState *state, char **error)
+{
+	JsonbContainer *obj = item->val.binary.data;
+	char	   *id = json_get_string(obj, "scan_id");
+
+	if (id == NULL || !api_parse_uuid(id, strlen(id), scan_id))
+	{
+		*error = pstrdup("a listed scan has no usable scan_id");
+		return false;
+	}
+	*has_session = getKeyJsonValueFromContainer(obj, "current_session", 15, NULL) != NULL;
+	return scan_state_from_object(obj, state, error);
+}
+
 /*
  * How long the server asks us to wait, in seconds, or -1.  The standard
  * Retry-After header (delta-seconds or an HTTP date) first; without one, a

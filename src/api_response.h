@@ -104,6 +104,14 @@ extern bool api_list_page(Jsonb *body, const char *key, ListPage *out,
 extern bool api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id,
 							   ApiScanState *state);
 
+/*
+ * A scan list item (GET /scans) as a refresh of that scan: its id, whether
+ * it carries a current_session at all, and the state a GET of the scan
+ * would give.  False, with *error, when the item is not a usable scan.
+ */
+extern bool api_scan_list_state(JsonbValue *item, pg_uuid_t *scan_id, bool *has_session,
+								ApiScanState *state, char **error);
+
 /* An item of GET /scans/{id}/results (ScanResultItem): its session and end. */
 extern bool api_result_item(JsonbValue *item, pg_uuid_t *result_id, bool *has_end_date,
 							TimestampTz *end_date);

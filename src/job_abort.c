@@ -106,7 +106,7 @@ abort_recorded(Job *job, TimestampTz now)
 		return false;
 	job_clear_row_failures(job->row_id);
 	if (job->verdict == V_ABORT_SENT)
-		poll_schedule_add(job->row_id, &d->scan_id, now);
+		poll_schedule_add(job->row_id, &d->scan_id, now, true);
 	return false;
 }
 

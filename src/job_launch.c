@@ -197,7 +197,7 @@ launch_recorded(Job *job, TimestampTz now)
 	LaunchData *d = job->data;
 
 	if (!job->record_failed && d->schedule_new)
-		poll_schedule_add(job->row_id, &d->scan_id, now);
+		poll_schedule_add(job->row_id, &d->scan_id, now, true);
 	return false;
 }
 
@@ -432,7 +432,7 @@ reconcile_recorded(Job *job, TimestampTz now)
 	ReconcileData *d = job->data;
 
 	if (!job->record_failed && d->schedule_new)
-		poll_schedule_add(job->row_id, &d->adopted, now);
+		poll_schedule_add(job->row_id, &d->adopted, now, true);
 	if (!job->record_failed && job->verdict == V_RECONCILE_DONE)
 		job_clear_row_failures(job->row_id);
 	return false;

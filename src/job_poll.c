@@ -131,6 +131,43 @@ poll_record(Job *job)
 	}
 }
 
+static bool
+poll_batchable(Job *job)
+{
+	return job->verdict == V_POLL_STATE;
+}
+
+/* Many polls' new states in one statement (see poll_record). */
+static void
+poll_record_batch(Job **jobs, int n)
+{
+	int64	   *ids = palloc(sizeof(int64) * n);
+	ApiScanState **states = palloc(sizeof(ApiScanState *) * n);
+	Jsonb	  **responses = palloc(sizeof(Jsonb *) * n);
+	WorkerState *next = palloc(sizeof(WorkerState) * n);
+	bool	   *still = palloc(sizeof(bool) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		PollData   *d = jobs[i]->data;
+
+		ids[i] = jobs[i]->row_id;
+		states[i] = &d->state;
+		responses[i] = d->response;
+		next[i] = worker_state_after_poll(d->state.status);
+	}
+	scan_store_poll_update_many(ids, states, responses, next, n,
+								invicti_import_vulnerabilities, still);
+	for (i = 0; i < n; i++)
+	{
+		((PollData *) jobs[i]->data)->still_polled = still[i];
+		/* import to start, or the row was moved on (an abort) meanwhile */
+		if (next[i] == WS_IMPORT || (next[i] == WS_POLL && !still[i]))
+			jobs_table_changed();
+	}
+}
+
 static void
 poll_record_failure(Job *job, const char *error)
 {
@@ -169,9 +206,39 @@ static const JobKind poll_kind = {
 	.judge = poll_judge,
 	.not_sent = poll_not_sent,
 	.record = poll_record,
+	.batchable = poll_batchable,
+	.record_batch = poll_record_batch,
 	.record_failure = poll_record_failure,
 	.recorded = poll_recorded,
 };
+
+/*
+ * A list item refreshes the scan as its own GET would: the same verdict,
+ * with the item (copied: the page's memory goes with the next page) as the
+ * answer the row keeps.
+ */
+void
+job_poll_from_list(int64 id, const pg_uuid_t *scan_id, JsonbValue *item, uint64 hash)
+{
+	Job		   *job = job_new(&poll_kind, id, sizeof(PollData));
+	PollData   *d = job->data;
+	MemoryContext old = MemoryContextSwitchTo(job->cxt);
+	char	   *err;
+
+	d->scan_id = *scan_id;
+	d->answer_hash = hash;
+	d->response = JsonbValueToJsonb(item);
+	if (api_scan_state(d->response, scan_id, &d->state, &err))
+	{
+		if (d->state.problem)
+			d->state.problem = psprintf("%s: %s", api_call_nouns[CALL_POLL_LIST], d->state.problem);
+		job_verdict(job, V_POLL_STATE, NULL, 0);
+	}
+	else
+		job_verdict(job, V_POLL_ERROR, psprintf("%s: %s", api_call_nouns[CALL_POLL_LIST], err), 0);
+	MemoryContextSwitchTo(old);
+	job_enqueue_verdict(job);
+}
 
 void
 job_poll_start(int64 id, const pg_uuid_t *scan_id)

@@ -5,12 +5,14 @@
  *		does with an answer is in its own file (job_*.c); this file owns the
  *		order of things, which is the same for all of them:
  *
- *	 submit -> in flight -> judge (no transaction) -> waiting -> record
- *	 (subtransaction, in the worker's one transaction) -> commit -> recorded
- *	 -> next request or end.
+ *	 submit (held until the request budget has a token) -> in flight ->
+ *	 judge (no transaction) -> waiting -> record (subtransaction, in the
+ *	 worker's one transaction; many verdicts of a kind that can, in one
+ *	 statement) -> commit -> recorded -> next request or end.
  *
  * One bad verdict never rolls back another: each is recorded in a
- * subtransaction of its own, and one that cannot be recorded is written to
+ * subtransaction of its own (a batch that fails is recorded again one by
+ * one), and one that cannot be recorded is written to
  * its row as a failure (job kinds' record_failure), so API data the table
  * refuses ends as a readable last_error rather than an endless retry.  A
  * verdict whose row another session holds locked waits (not_before) while
@@ -33,6 +35,7 @@
 #include "jobs.h"
 #include "log_limit.h"
 #include "redact.h"
+#include "request_budget.h"
 #include "retry_policy.h"
 #include "scan_store.h"
 #include "settings.h"
@@ -47,8 +50,12 @@
 static MemoryContext jobs_cxt = NULL;
 static dlist_head in_flight = DLIST_STATIC_INIT(in_flight);
 static dlist_head waiting = DLIST_STATIC_INIT(waiting);
+
+/* requests held for the budget: urgent ones (launches, aborts) first */
+static dlist_head held[2] = {DLIST_STATIC_INIT(held[0]), DLIST_STATIC_INIT(held[1])};
 static int	n_in_flight = 0;
 static int	n_waiting = 0;
+static int	n_held = 0;
 static bool table_work_changed = false;
 static LogLimit record_warnings;
 
@@ -142,16 +149,26 @@ jobs_in_flight(void)
 }
 
 int
+jobs_held(void)
+{
+	return n_held;
+}
+
+int
 jobs_busy_ids(int64 **ids)
 {
 	dlist_iter	it;
 	int			n = 0;
+	int			u;
 
-	*ids = palloc(sizeof(int64) * Max(n_in_flight + n_waiting, 1));
+	*ids = palloc(sizeof(int64) * Max(n_in_flight + n_waiting + n_held, 1));
 	dlist_foreach(it, &in_flight)
 		(*ids)[n++] = dlist_container(Job, node, it.cur)->row_id;
 	dlist_foreach(it, &waiting)
 		(*ids)[n++] = dlist_container(Job, node, it.cur)->row_id;
+	for (u = 0; u < 2; u++)
+		dlist_foreach(it, &held[u])
+			(*ids)[n++] = dlist_container(Job, node, it.cur)->row_id;
 	return n;
 }
 
@@ -200,7 +217,14 @@ to_waiting(Job *job)
 }
 
 void
-job_submit(Job *job)
+job_enqueue_verdict(Job *job)
+{
+	to_waiting(job);
+}
+
+/* Send the job's current request now (its token is taken). */
+static void
+send(Job *job)
 {
 	MemoryContext old;
 	ApiRequest	req;
@@ -233,6 +257,58 @@ job_submit(Job *job)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Every request spends a token of the budget (request_budget.c); without
+ * one it is held, in order, urgent kinds first, until there is one.
+ */
+void
+job_submit(Job *job)
+{
+	bool		urgent = api_call_urgent[job->kind->call];
+
+	if (dlist_is_empty(&held[urgent ? 0 : 1]) && budget_take(urgent))
+		send(job);
+	else
+	{
+		budget_note_wait();
+		dlist_push_tail(&held[urgent ? 0 : 1], &job->node);
+		n_held++;
+	}
+}
+
+void
+jobs_release_held(void)
+{
+	int			u;
+
+	for (u = 0; u < 2; u++)
+	{
+		while (!dlist_is_empty(&held[u]) && n_in_flight < invicti_max_concurrent &&
+			   budget_take(u == 0))
+		{
+			Job		   *job = dlist_container(Job, node, dlist_pop_head_node(&held[u]));
+
+			n_held--;
+			send(job);
+		}
+	}
+}
+
+TimestampTz
+jobs_next_release_at(void)
+{
+	int			u;
+
+	for (u = 0; u < 2; u++)
+		if (!dlist_is_empty(&held[u]))
+		{
+			TimestampTz t = budget_next_at(u == 0);
+
+			return t != 0 ? t : GetCurrentTimestamp();
+		}
+	return 0;
+}
+
 /* After the verdict is in the table (or was never needed): carry on or end. */
 static void
 finish_job(Job *job, TimestampTz now)
@@ -261,6 +337,8 @@ judge(Job *job, ApiResponse *r)
 		/* a 503 pauses everything only when it says for how long */
 		if (cls == RESP_RATE_LIMITED || wait_s >= 0)
 			api_pause_rate_limited(wait_s, source);
+		if (cls == RESP_RATE_LIMITED)
+			budget_rate_limited();
 	}
 	else if (cls == RESP_AUTH)
 		api_pause_auth_failed(api_describe_failure(r, api_call_nouns[job->call]));
@@ -356,6 +434,60 @@ record_one(void *arg)
 	job->kind->record(job);
 }
 
+typedef struct BatchArgs
+{
+	Job		  **jobs;
+	int			n;
+} BatchArgs;
+
+static void
+record_batch(void *arg)
+{
+	BatchArgs  *b = (BatchArgs *) arg;
+
+	b->jobs[0]->kind->record_batch(b->jobs, b->n);
+}
+
+/*
+ * Record the batchable verdicts of one kind among due[0..n) (not busy) in
+ * one subtransaction; marks them recorded.  On failure nothing is marked:
+ * each is then recorded on its own.
+ */
+static void
+record_batches(Job **due, const bool *busy, int n)
+{
+	Job		  **batch = palloc(sizeof(Job *) * Max(n, 1));
+	int			nb = 0;
+	int			i;
+	char	   *error;
+	const JobKind *kind = NULL;
+
+	for (i = 0; i < n; i++)
+	{
+		Job		   *job = due[i];
+
+		if (busy[i] || job->kind->record_batch == NULL || !job->kind->batchable(job) ||
+			(kind != NULL && job->kind != kind))
+			continue;
+		kind = job->kind;
+		batch[nb++] = job;
+	}
+	if (nb >= 2)
+	{
+		BatchArgs	b = {batch, nb};
+
+		if (store_attempt(record_batch, &b, &error))
+		{
+			for (i = 0; i < nb; i++)
+				batch[i]->recorded = true;
+		}
+		else
+			elog(DEBUG1, "invicti_scan worker: recording %d results at once failed (%s); one by one instead",
+				 nb, error);
+	}
+	pfree(batch);
+}
+
 typedef struct FailureArgs
 {
 	Job		   *job;
@@ -409,12 +541,15 @@ record_due(void *arg pg_attribute_unused())
 		}
 	}
 	scan_store_lock_rows(ids, n, locked, busy);
+	record_batches(due, busy, n);
 
 	for (i = 0; i < n; i++)
 	{
 		Job		   *job = due[i];
 		char	   *error;
 
+		if (job->recorded)
+			continue;			/* in a batch */
 		if (busy[i])
 		{
 			/* someone holds the row: its verdict waits, no other does */
@@ -522,6 +657,7 @@ void
 jobs_discard_waiting(void)
 {
 	dlist_mutable_iter it;
+	int			u;
 
 	dlist_foreach_modify(it, &waiting)
 	{
@@ -529,6 +665,15 @@ jobs_discard_waiting(void)
 
 		dlist_delete(&job->node);
 		n_waiting--;
+		free_job(job);
+	}
+	for (u = 0; u < 2; u++)
+		dlist_foreach_modify(it, &held[u])
+	{
+		Job		   *job = dlist_container(Job, node, it.cur);
+
+		dlist_delete(&job->node);
+		n_held--;
 		free_job(job);
 	}
 }

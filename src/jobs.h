@@ -50,6 +50,16 @@ typedef struct JobKind
 	void		(*record) (Job *job);
 
 	/*
+	 * Optional: record many verdicts of this kind in one statement, in one
+	 * subtransaction (the common verdict of a busy turn: a poll's new state).
+	 * batchable says which verdicts it can take; should the batch fail, each
+	 * is recorded on its own by record, so one bad row still rolls back no
+	 * other.
+	 */
+	bool		(*batchable) (Job *job);
+	void		(*record_batch) (Job **jobs, int n);
+
+	/*
 	 * The verdict could not be recorded (error): say so on the row, in a
 	 * subtransaction of its own, so the work does not loop.  NULL when
 	 * nothing safe can be written: the verdict is then tried again and given
@@ -100,8 +110,22 @@ extern void jobs_init(void);
 /* A new job of `kind` for row `row_id`, with `data_size` bytes of kind data. */
 extern Job *job_new(const JobKind *kind, int64 row_id, size_t data_size);
 
-/* Send the job's (next) request. */
+/*
+ * Send the job's (next) request: now when the request budget allows, else
+ * held until it does (jobs_release_held, in order, urgent kinds first).
+ */
 extern void job_submit(Job *job);
+extern void jobs_release_held(void);
+extern int	jobs_held(void);
+
+/* When a held request could go out (0: none is held). */
+extern TimestampTz jobs_next_release_at(void);
+
+/*
+ * A verdict reached without a request of its own (a list page refreshes
+ * many scans): record it like any other.
+ */
+extern void job_enqueue_verdict(Job *job);
 
 /* Give a verdict to be recorded: message for last_error, retry time. */
 extern void job_verdict(Job *job, int verdict, const char *message, TimestampTz retry_at);
@@ -150,7 +174,7 @@ extern TimestampTz jobs_next_record_due(void);
  */
 extern bool jobs_record(bool *table_changed);
 
-/* The extension went away: drop unrecorded verdicts. */
+/* The extension went away: drop unrecorded verdicts and held requests. */
 extern void jobs_discard_waiting(void);
 
 /* A recorded verdict scheduled work through the table (look at it again). */

@@ -118,6 +118,32 @@ scan_status_is_terminal(const char *status)
 }
 
 /*
+ * The spec's ScanInfo statuses that are not terminal, and "resuming" (a
+ * paused scan on its way back; not in the spec's enum, seen on servers).
+ */
+const char *const scan_statuses_running =
+"scheduled,queued,starting,processing,aborting,pausing,paused,resuming";
+
+bool
+scan_status_is_running(const char *status)
+{
+	size_t		n = strlen(status);
+	const char *p = scan_statuses_running;
+
+	while (*p)
+	{
+		size_t		len = strcspn(p, ",");
+
+		if (len == n && strncmp(p, status, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+/*
  * Every ended session has its end date fetched when the poll did not carry
  * one (the spec's ScanInfo has none), and its findings imported: a failed
  * or aborted session's findings are findings too, of the part that ran.

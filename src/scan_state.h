@@ -59,6 +59,13 @@ extern AbortAction worker_state_abort_action(WorkerState state);
 extern bool scan_status_is_terminal(const char *status);
 
 /*
+ * The statuses of a scan still running, as the scan_status filter of
+ * GET /scans takes them (comma-separated), and whether a status is one.
+ */
+extern const char *const scan_statuses_running;
+extern bool scan_status_is_running(const char *status);
+
+/*
  * The row's state after a poll answered `status` (NULL: the session has not
  * started): WS_POLL while the scan runs, WS_IMPORT once it ended (the store
  * makes that WS_DONE when there is nothing left to fetch).

@@ -56,6 +56,7 @@ typedef enum PlanId
 	P_LAUNCH_UNKNOWN,
 	P_LAUNCH_FAILED,
 	P_POLL_UPDATE,
+	P_POLL_UPDATE_MANY,
 	P_POLL_GONE,
 	P_POLL_ERROR,
 	P_SCAN_ID_KNOWN,
@@ -77,6 +78,8 @@ typedef enum PlanId
 	P_ABORT_CANCEL,
 	P_ABORT_SEND,
 	P_ABORT_AFTER_LAUNCH,
+	P_FIND_FOR_REFRESH,
+	P_FIND_FOR_REFRESH_BY_SCAN_ID,
 	NUM_PLANS
 } PlanId;
 
@@ -228,6 +231,46 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		{INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, JSONBOID, TEXTOID, TEXTOID, BOOLOID}
 	},
+
+	/*
+	 * P_POLL_UPDATE for many rows in one statement (the verdicts of a turn):
+	 * row i of the arrays is the answer for row $1[i].  Reports, by position,
+	 * each row's state as it was before (NULL: gone).
+	 */
+	[P_POLL_UPDATE_MANY] = {
+		"WITH u AS (SELECT * FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], "
+		"    $3::pg_catalog.int4[], $4::pg_catalog.uuid[], $5::pg_catalog.jsonb[], "
+		"    $6::pg_catalog.timestamptz[], $7::pg_catalog.timestamptz[], $8::pg_catalog.jsonb[], "
+		"    $9::pg_catalog.text[], $10::pg_catalog.text[]) WITH ORDINALITY "
+		"    AS u(id, status, progress, session, counts, start_date, end_date, response, next, "
+		"         problem, ord)), "
+		"cur AS (SELECT t.id, t.worker_state FROM @T t WHERE t.id = ANY ($1)), "
+		"upd AS (UPDATE @T t SET status = coalesce(u.status, t.status), "
+		"    progress = coalesce(u.progress, t.progress), "
+		"    scan_session_id = coalesce(u.session, t.scan_session_id), "
+		"    severity_counts = coalesce(u.counts, t.severity_counts), "
+		"    start_date = coalesce(u.start_date, t.start_date), "
+		"    end_date = coalesce(u.end_date, t.end_date), "
+		"    last_response = u.response, last_error = u.problem, updated_at = pg_catalog.now(), "
+		"    worker_state = CASE WHEN u.next <> {import} THEN u.next "
+		"      WHEN coalesce(u.session, t.scan_session_id) IS NULL THEN {done} "
+		"      WHEN NOT $11 AND coalesce(u.end_date, t.end_date) IS NOT NULL THEN {done} "
+		"      ELSE {import} END, "
+		"    next_attempt_at = CASE WHEN u.next = {import} "
+		"      AND coalesce(u.session, t.scan_session_id) IS NOT NULL "
+		"      AND ($11 OR coalesce(u.end_date, t.end_date) IS NULL) "
+		"      THEN pg_catalog.now() ELSE t.next_attempt_at END "
+		"  FROM u WHERE t.id = u.id AND t.worker_state = {poll} "
+		"    AND (t.last_response IS DISTINCT FROM u.response OR t.last_error IS DISTINCT FROM u.problem "
+		"         OR t.status IS DISTINCT FROM coalesce(u.status, t.status) OR u.next <> {poll}) "
+		"  RETURNING 1) "
+		"SELECT u.ord, cur.worker_state, (SELECT pg_catalog.count(*) FROM upd) "
+		"FROM u LEFT JOIN cur ON cur.id = u.id",
+		"poll>import poll>done", 11,
+		{INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
+			TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		BOOLOID}
+	},
 	[P_POLL_GONE] = {
 		"UPDATE @T SET worker_state = {done}, last_error = $2, updated_at = pg_catalog.now() "
 		"WHERE id = $1 AND worker_state = {poll}",
@@ -343,6 +386,15 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"  (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = launched_by) "
 		"FROM @T WHERE id = $1 FOR UPDATE",
 		"", 1, {INT8OID}
+	},
+	/* invicti_refresh_scan(): reads only, locks nothing */
+	[P_FIND_FOR_REFRESH] = {
+		"SELECT id, worker_state, launched_by_oid FROM @T WHERE id = $1",
+		"", 1, {INT8OID}
+	},
+	[P_FIND_FOR_REFRESH_BY_SCAN_ID] = {
+		"SELECT id, worker_state, launched_by_oid FROM @T WHERE scan_id = $1",
+		"", 1, {UUIDOID}
 	},
 	/* never sent: cancelled here, no request needed */
 	[P_ABORT_CANCEL] = {
@@ -827,6 +879,105 @@ scan_store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
 	return next_state == WS_POLL;
 }
 
+/* A one-dimensional array of n elements of `type`; nulls[i] marks NULLs. */
+static Datum
+array_of(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
+}
+
+void
+scan_store_poll_update_many(const int64 *ids, ApiScanState *const *states,
+							Jsonb *const *responses, const WorkerState *next, int n,
+							bool import_findings, bool *still_polled)
+{
+	Datum	   *e = palloc(sizeof(Datum) * n);
+	bool	   *isnull = palloc(sizeof(bool) * n);
+	Datum		v[11];
+	int			col_no;
+	int			i;
+	uint64		r;
+
+	for (col_no = 0; col_no < 10; col_no++)
+	{
+		static const Oid types[10] = {INT8OID, TEXTOID, INT4OID, UUIDOID, JSONBOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TEXTOID, TEXTOID};
+
+		for (i = 0; i < n; i++)
+		{
+			const ApiScanState *st = states[i];
+
+			isnull[i] = false;
+			switch (col_no)
+			{
+				case 0:
+					e[i] = Int64GetDatum(ids[i]);
+					break;
+				case 1:
+					isnull[i] = st->status == NULL;
+					e[i] = isnull[i] ? (Datum) 0 : CStringGetTextDatum(st->status);
+					break;
+				case 2:
+					isnull[i] = !st->has_progress;
+					e[i] = Int32GetDatum(st->progress);
+					break;
+				case 3:
+					isnull[i] = !st->has_session_id;
+					e[i] = UUIDPGetDatum(&st->session_id);
+					break;
+				case 4:
+					isnull[i] = st->severity_counts == NULL;
+					e[i] = JsonbPGetDatum(st->severity_counts);
+					break;
+				case 5:
+					isnull[i] = !st->has_start_date;
+					e[i] = TimestampTzGetDatum(st->start_date);
+					break;
+				case 6:
+					isnull[i] = !st->has_end_date;
+					e[i] = TimestampTzGetDatum(st->end_date);
+					break;
+				case 7:
+					e[i] = JsonbPGetDatum(responses[i]);
+					break;
+				case 8:
+					e[i] = CStringGetTextDatum(worker_state_names[next[i]]);
+					break;
+				case 9:
+					isnull[i] = st->problem == NULL;
+					e[i] = isnull[i] ? (Datum) 0 : CStringGetTextDatum(st->problem);
+					break;
+			}
+		}
+		v[col_no] = array_of(e, isnull, n, types[col_no]);
+	}
+	v[10] = BoolGetDatum(import_findings);
+
+	run(P_POLL_UPDATE_MANY, v, NULL);
+	for (i = 0; i < n; i++)
+		still_polled[i] = false;
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		null_ord;
+		bool		null_state;
+		int64		ord = DatumGetInt64(col((int) r, 1, &null_ord));
+		Datum		state = col((int) r, 2, &null_state);
+
+		if (null_ord || ord < 1 || ord > n || null_state)
+			continue;			/* the row is gone */
+		still_polled[ord - 1] =
+			worker_state_from_name(TextDatumGetCString(state)) == WS_POLL &&
+			next[ord - 1] == WS_POLL;
+	}
+}
+
 void
 scan_store_poll_gone(int64 id, const char *error)
 {
@@ -1032,4 +1183,22 @@ scan_store_abort(int64 id, AbortAction action, const char *aborted_by)
 	v[1] = DirectFunctionCall1(namein, CStringGetDatum(aborted_by));
 	if (run(plan, v, NULL) != 1)
 		elog(ERROR, "invicti_scan: scan " INT64_FORMAT " changed while it was locked", id);
+}
+
+bool
+scan_store_find_for_refresh(int64 id, const pg_uuid_t *scan_id, int64 *found_id,
+							WorkerState *state, Oid *launched_by)
+{
+	Datum		v[1];
+	bool		isnull;
+	Datum		d;
+
+	v[0] = scan_id ? UUIDPGetDatum(scan_id) : Int64GetDatum(id);
+	if (run(scan_id ? P_FIND_FOR_REFRESH_BY_SCAN_ID : P_FIND_FOR_REFRESH, v, NULL) != 1)
+		return false;
+	*found_id = DatumGetInt64(col(0, 1, &isnull));
+	*state = worker_state_from_name(TextDatumGetCString(col(0, 2, &isnull)));
+	d = col(0, 3, &isnull);
+	*launched_by = isnull ? InvalidOid : DatumGetObjectId(d);
+	return true;
 }

@@ -105,6 +105,15 @@ extern void scan_store_launch_failed(int64 id, const char *error);
  */
 extern bool scan_store_poll_update(int64 id, const ApiScanState *st, Jsonb *response,
 								   WorkerState next_state, bool import_findings);
+
+/*
+ * scan_store_poll_update for n rows in one statement: states[i] and
+ * responses[i] are the answer for row ids[i], next[i] its next state;
+ * still_polled[i] says whether row ids[i] is still polled afterwards.
+ */
+extern void scan_store_poll_update_many(const int64 *ids, ApiScanState *const *states,
+										Jsonb *const *responses, const WorkerState *next,
+										int n, bool import_findings, bool *still_polled);
 extern void scan_store_poll_gone(int64 id, const char *error);
 extern void scan_store_poll_error(int64 id, const char *error);
 
@@ -148,6 +157,13 @@ extern int64 scan_store_insert_launch(const pg_uuid_t *target, const pg_uuid_t *
  */
 extern bool scan_store_lock_for_abort(int64 id, WorkerState *state, char **status,
 									  Oid *launched_by);
+
+/*
+ * The row invicti_refresh_scan() names, by row id or (scan_id not NULL) by
+ * scan id; false when there is none.
+ */
+extern bool scan_store_find_for_refresh(int64 id, const pg_uuid_t *scan_id, int64 *found_id,
+										WorkerState *state, Oid *launched_by);
 
 /* Carry out an AbortAction (other than refusing) on a locked row. */
 extern void scan_store_abort(int64 id, AbortAction action, const char *aborted_by);

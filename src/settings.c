@@ -54,6 +54,15 @@ bool		invicti_allow_insecure_http = false;
 bool		invicti_import_vulnerabilities = true;
 bool		invicti_notify = false;
 int			invicti_history_days = 0;
+int			invicti_poll_method = POLL_METHOD_AUTO;
+int			invicti_max_requests_per_minute = 120;
+
+static const struct config_enum_entry poll_method_options[] = {
+	{"auto", POLL_METHOD_AUTO, false},
+	{"list", POLL_METHOD_LIST, false},
+	{"scan", POLL_METHOD_SCAN, false},
+	{NULL, 0, false}
+};
 
 /* The variable GUC sees: always the mask (or empty), never the token. */
 static char *api_token_masked = NULL;
@@ -385,6 +394,24 @@ invicti_define_settings(void)
 							"Days to keep finished scans (and their findings); 0 keeps them forever.",
 							"The worker deletes older finished scans in small batches.",
 							&invicti_history_days, 0, 0, 100 * 366,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("invicti_scan.poll_method",
+							 "How running scans are refreshed: auto, list or scan.",
+							 "list reads the running scans 100 to a page (GET /scans with a scan_status "
+							 "filter); scan asks for each scan (GET /scans/{id}); auto lists, and falls "
+							 "back to scan by scan when the server does not filter its list or leaves "
+							 "the sessions out.",
+							 &invicti_poll_method, POLL_METHOD_AUTO, poll_method_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.max_requests_per_minute",
+							"Most API requests the worker sends in a minute; 0 sets no limit.",
+							"Launches and aborts are served before polls and imports; a 429 lowers the "
+							"rate for a while.",
+							&invicti_max_requests_per_minute, 120, 0, 60000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 

@@ -23,6 +23,16 @@ extern bool invicti_allow_insecure_http;
 extern bool invicti_import_vulnerabilities;
 extern bool invicti_notify;
 extern int	invicti_history_days;
+extern int	invicti_poll_method;
+extern int	invicti_max_requests_per_minute;
+
+/* invicti_scan.poll_method */
+typedef enum PollMethod
+{
+	POLL_METHOD_AUTO,			/* by list, falling back to scan by scan */
+	POLL_METHOD_LIST,			/* GET /scans?q=scan_status:... pages */
+	POLL_METHOD_SCAN			/* GET /scans/{id} for each scan */
+} PollMethod;
 
 extern void invicti_define_settings(void);
 

@@ -34,6 +34,9 @@ typedef struct InvictiShared
 	int			worker_pgprocno;	/* -1 when no worker runs */
 	bool		database_exists;	/* last answer of the database check */
 	pg_atomic_uint32 resync_requested;	/* the table changed behind the worker */
+	int			refresh_n;		/* invicti_refresh_scan() requests queued */
+	bool		refresh_overflow;
+	int64		refresh_ids[INVICTI_REFRESH_QUEUE];
 	InvictiStats stats;
 } InvictiShared;
 
@@ -148,14 +151,59 @@ invicti_stats_count(ApiCallKind kind, ApiOutcome outcome,
 }
 
 void
-invicti_stats_set_activity(int in_flight, TimestampTz paused_until)
+invicti_stats_set_activity(int in_flight, TimestampTz paused_until,
+						   const char *poll_method, int budget_per_minute,
+						   double budget_effective, int requests_last_minute,
+						   int64 budget_waits)
 {
 	if (shared == NULL)
 		return;
 	SpinLockAcquire(&shared->mutex);
 	shared->stats.in_flight = in_flight;
 	shared->stats.paused_until = paused_until;
+	strlcpy(shared->stats.poll_method, poll_method, sizeof(shared->stats.poll_method));
+	shared->stats.budget_per_minute = budget_per_minute;
+	shared->stats.budget_effective = budget_effective;
+	shared->stats.requests_last_minute = requests_last_minute;
+	shared->stats.budget_waits = budget_waits;
 	SpinLockRelease(&shared->mutex);
+}
+
+void
+invicti_request_refresh(int64 id)
+{
+	int			i;
+	bool		queued = false;
+
+	/* a bounded scan of the queue (a few hundred compares) under the lock */
+	SpinLockAcquire(&shared->mutex);
+	for (i = 0; i < shared->refresh_n && !queued; i++)
+		queued = shared->refresh_ids[i] == id;
+	if (!queued)
+	{
+		if (shared->refresh_n < INVICTI_REFRESH_QUEUE)
+			shared->refresh_ids[shared->refresh_n++] = id;
+		else
+			shared->refresh_overflow = true;
+		shared->stats.refresh_requests++;
+	}
+	SpinLockRelease(&shared->mutex);
+	invicti_wake_worker();
+}
+
+int
+invicti_take_refresh_requests(int64 *ids, bool *overflow)
+{
+	int			n;
+
+	SpinLockAcquire(&shared->mutex);
+	n = shared->refresh_n;
+	memcpy(ids, shared->refresh_ids, sizeof(int64) * n);
+	*overflow = shared->refresh_overflow;
+	shared->refresh_n = 0;
+	shared->refresh_overflow = false;
+	SpinLockRelease(&shared->mutex);
+	return n;
 }
 
 void

@@ -22,7 +22,16 @@ typedef struct InvictiStats
 	int			in_flight;
 	uint64		retries;
 	uint64		requests[NUM_CALL_KINDS][NUM_OUTCOMES];
+	char		poll_method[256];	/* "list", "scan", "scan (fallback: ...)" */
+	int			budget_per_minute;	/* configured; 0: no limit */
+	double		budget_effective;	/* after 429s */
+	int			requests_last_minute;
+	int64		budget_waits;	/* requests held for the budget */
+	uint64		refresh_requests;	/* invicti_refresh_scan() calls queued */
 } InvictiStats;
+
+/* How many invicti_refresh_scan() requests wait for the worker at most. */
+#define INVICTI_REFRESH_QUEUE 256
 
 extern void invicti_shmem_request(void);
 extern void invicti_shmem_startup(void);
@@ -49,7 +58,20 @@ extern bool invicti_database_exists(void);
 /* Worker: record what happened. */
 extern void invicti_stats_count(ApiCallKind kind, ApiOutcome outcome,
 								bool is_retry, const char *error);
-extern void invicti_stats_set_activity(int in_flight, TimestampTz paused_until);
+extern void invicti_stats_set_activity(int in_flight, TimestampTz paused_until,
+									   const char *poll_method, int budget_per_minute,
+									   double budget_effective, int requests_last_minute,
+									   int64 budget_waits);
+
+/*
+ * Backends: ask the worker to refresh the scan of row `id` now (idempotent
+ * while queued).  When the queue is full the worker refreshes everything
+ * instead: no request is lost.
+ */
+extern void invicti_request_refresh(int64 id);
+
+/* Worker: take the queued requests (at most INVICTI_REFRESH_QUEUE). */
+extern int	invicti_take_refresh_requests(int64 *ids, bool *overflow);
 
 /* Anyone: a snapshot; returns false when the library is not preloaded. */
 extern bool invicti_stats_read(InvictiStats *out);

@@ -53,6 +53,11 @@
 PG_FUNCTION_INFO_V1(invicti_launch_scan);
 PG_FUNCTION_INFO_V1(invicti_abort_scan);
 PG_FUNCTION_INFO_V1(invicti_scan_worker_stats);
+PG_FUNCTION_INFO_V1(invicti_refresh_scan);
+PG_FUNCTION_INFO_V1(invicti_refresh_scan_by_scan_id);
+
+/* Columns of invicti_scan_worker_stats() the library can fill. */
+#define STATS_COLUMNS 17
 PG_FUNCTION_INFO_V1(invicti_scan_check_setup);
 PG_FUNCTION_INFO_V1(invicti_scan_state_moves);
 
@@ -249,6 +254,102 @@ invicti_abort_scan(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(args.status));
 }
 
+typedef struct RefreshArgs
+{
+	Oid			relid;
+	int64		id;
+	pg_uuid_t  *scan_id;		/* or find the row by this */
+	int64		found_id;
+	WorkerState state;
+	Oid			launched_by;
+	bool		found;
+} RefreshArgs;
+
+static void
+find_row_to_refresh(void *p)
+{
+	RefreshArgs *a = (RefreshArgs *) p;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	scan_store_set_tables_of(a->relid);
+	a->found = scan_store_find_for_refresh(a->id, a->scan_id, &a->found_id, &a->state,
+										   &a->launched_by);
+	SPI_finish();
+}
+
+/*
+ * invicti_refresh_scan(id) and (scan_id): the worker refreshes the scan as
+ * soon as the request budget allows, through the authenticated API, so a
+ * call can cost one request and never make a row say something the API
+ * did not.  It only queues (shared memory): it never waits for the worker
+ * or the API, is the same whether called once or many times, and takes
+ * effect at once, committed or not.  True when the scan is running (a
+ * refresh is queued); false when there is nothing to refresh (the scan has
+ * not started yet, or has finished).
+ */
+static Datum
+refresh_scan(FunctionCallInfo fcinfo, bool by_scan_id)
+{
+	RefreshArgs args;
+	Oid			owner;
+	Oid			caller = GetUserId();
+	Oid			read_all;
+	char	   *what;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", by_scan_id ? "scan_id" : "id"),
+				 errhint("Pass the id returned by invicti_launch_scan(), or the scan_id of its row.")));
+	memset(&args, 0, sizeof(args));
+	if (by_scan_id)
+	{
+		args.scan_id = PG_GETARG_UUID_P(0);
+		what = psprintf("scan %s", DatumGetCString(DirectFunctionCall1(uuid_out,
+																	   UUIDPGetDatum(args.scan_id))));
+	}
+	else
+	{
+		args.id = PG_GETARG_INT64(0);
+		what = psprintf("scan " INT64_FORMAT, args.id);
+	}
+	check_worker_database();
+	args.relid = invicti_scans_relid(fcinfo, &owner);
+	invicti_run_pinned(owner, find_row_to_refresh, &args);
+
+	/* the rows a role may read: its own, or all for read_all and the owner */
+	read_all = get_role_oid("invicti_scan_read_all", true);
+	if (!args.found ||
+		(args.launched_by != caller && !has_privs_of_role(caller, owner) &&
+		 !(OidIsValid(read_all) && has_privs_of_role(caller, read_all))))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("%s does not exist", what),
+				 errhint("A role can refresh only the scans it can read: the ones it launched, or all of them as a member of invicti_scan_read_all.")));
+	if (args.state != WS_POLL)
+		PG_RETURN_BOOL(false);
+	if (!invicti_shmem_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("invicti_scan is not loaded through shared_preload_libraries"),
+				 errhint("Add invicti_scan to shared_preload_libraries in postgresql.conf and restart the server.")));
+	invicti_request_refresh(args.found_id);
+	PG_RETURN_BOOL(true);
+}
+
+Datum
+invicti_refresh_scan(PG_FUNCTION_ARGS)
+{
+	return refresh_scan(fcinfo, false);
+}
+
+Datum
+invicti_refresh_scan_by_scan_id(PG_FUNCTION_ARGS)
+{
+	return refresh_scan(fcinfo, true);
+}
+
 static Datum
 timestamp_or_null(TimestampTz t, bool *isnull)
 {
@@ -299,13 +400,15 @@ invicti_scan_worker_stats(PG_FUNCTION_ARGS)
 {
 	InvictiStats st;
 	TupleDesc	tupdesc;
-	Datum		values[11];
-	bool		nulls[11] = {0};
+	Datum		values[STATS_COLUMNS];
+	bool		nulls[STATS_COLUMNS] = {0};
 	int64		total;
 	int64		rate_limited;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts > STATS_COLUMNS)
+		elog(ERROR, "invicti_scan_worker_stats() returns more columns than the library knows");
 	if (!invicti_stats_read(&st))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -327,6 +430,16 @@ invicti_scan_worker_stats(PG_FUNCTION_ARGS)
 	values[9] = timestamp_or_null(st.last_error_at, &nulls[9]);
 	values[10] = CStringGetTextDatum(st.last_error);
 	nulls[10] = st.last_error[0] == '\0';
+	/* since 1.4 (a 1.3 definition asks for the first 11 only) */
+	values[11] = CStringGetTextDatum(st.poll_method);
+	nulls[11] = st.worker_pid == 0 || st.poll_method[0] == '\0';
+	values[12] = Int32GetDatum(st.budget_per_minute);
+	nulls[12] = st.budget_per_minute <= 0;
+	values[13] = Float8GetDatum(st.budget_effective);
+	nulls[13] = st.budget_per_minute <= 0 || st.worker_pid == 0;
+	values[14] = Int32GetDatum(st.requests_last_minute);
+	values[15] = Int64GetDatum(st.budget_waits);
+	values[16] = Int64GetDatum((int64) st.refresh_requests);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -36,7 +36,7 @@ typedef struct ClaimArgs
 static void
 add_running_scan(int64 id, const pg_uuid_t *scan_id)
 {
-	poll_schedule_add(id, scan_id, GetCurrentTimestamp());
+	poll_schedule_add(id, scan_id, GetCurrentTimestamp(), false);
 }
 
 static void

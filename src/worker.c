@@ -13,7 +13,10 @@
  *   3. when woken by a commit, or when table-scheduled work is due, claim
  *      launches and other table work in one durable transaction
  *      (table_work.c);
- *   4. start the polls that are due (poll_schedule.c);
+ *   4. take invicti_refresh_scan() requests, release requests the budget
+ *      held (request_budget.c), then start what is due of the running
+ *      scans: a list round (job_list.c) or single polls (poll_schedule.c),
+ *      as far as the budget allows;
  *   5. sleep in a WaitEventSet on the latch, postmaster death and libcurl's
  *      sockets, until the earliest thing that is due.
  * The worker learns of new work at commit, through its latch (launches,
@@ -53,6 +56,7 @@
 #include "log_limit.h"
 #include "pg_compat.h"
 #include "poll_schedule.h"
+#include "request_budget.h"
 #include "retry_policy.h"
 #include "settings.h"
 #include "shared_state.h"
@@ -108,7 +112,7 @@ static const char *const pinned_settings[][2] = {
 static int
 free_slots(void)
 {
-	return Max(invicti_max_concurrent - jobs_in_flight(), 0);
+	return Max(invicti_max_concurrent - jobs_in_flight() - jobs_held(), 0);
 }
 
 static bool
@@ -153,7 +157,8 @@ claim_table_work(TimestampTz now)
 	/* without sending, only the resync and the sweep are done: claim later */
 	if (sending)
 		w.claim_needed = false;
-	req.slots = sending ? free_slots() : 0;
+	/* as many as the budget allows now: the rest on a later turn */
+	req.slots = sending ? budget_available(true, free_slots()) : 0;
 	req.sweep = w.sweep_needed;
 	req.resync = w.resync_pending;
 	req.imports = invicti_import_vulnerabilities;
@@ -198,6 +203,27 @@ apply_retention(TimestampTz now)
 	}
 }
 
+/* invicti_refresh_scan(): the scans users asked to see now. */
+static void
+take_refresh_requests(TimestampTz now)
+{
+	int64		ids[INVICTI_REFRESH_QUEUE];
+	int			n;
+	bool		overflow;
+	int			i;
+
+	n = invicti_take_refresh_requests(ids, &overflow);
+	for (i = 0; i < n; i++)
+		(void) poll_schedule_refresh(ids[i], now);
+	if (overflow)
+		poll_schedule_all_due(now);
+}
+
+/*
+ * Refresh what is due: a list round when one is due, and the scans that
+ * are refreshed by a request of their own, as the budget allows (what it
+ * does not allow now stays due).
+ */
 static void
 start_due_polls(TimestampTz now)
 {
@@ -205,8 +231,18 @@ start_due_polls(TimestampTz now)
 	pg_uuid_t	scan_id;
 	int			failures;
 
-	while (may_send() && poll_schedule_take_due(now, &id, &scan_id, &failures))
+	TimestampTz due;
+
+	if (may_send() && budget_available(false, 1) > 0)
+		(void) job_list_start_round(now);
+	while (may_send() && budget_available(false, 1) > 0 &&
+		   poll_schedule_take_due(now, &id, &scan_id, &failures))
 		job_poll_start(id, &scan_id);
+	/* refreshes due that the budget puts off (counted once a turn) */
+	if (may_send() && budget_available(false, 1) == 0 &&
+		(((due = poll_schedule_next_due()) != 0 && due <= now) ||
+		 ((due = job_list_next_round_at()) != 0 && due <= now)))
+		budget_note_wait();
 }
 
 static void
@@ -241,8 +277,10 @@ run_turn(void)
 	if (store_stats_flush_due() != 0 && store_stats_flush_due() <= now)
 		store_flush_stats(true);
 
+	jobs_release_held();
 	if (extension_watch_ready())
 	{
+		take_refresh_requests(now);
 		start_due_polls(now);
 		if (invicti_history_days > 0 && now >= w.retention_due)
 			apply_retention(now);
@@ -316,14 +354,25 @@ sleep_ms(void)
 		t = Min(t, ms_until(store_stats_flush_due(), now));
 	if (paused != 0)
 		t = Min(t, ms_until(paused, now));
-	else if (worker_config_problem() == NULL && free_slots() > 0)
+	else if (worker_config_problem() == NULL)
 	{
+		TimestampTz held = jobs_next_release_at();
 		TimestampTz poll_due = poll_schedule_next_due();
+		TimestampTz round_due = job_list_next_round_at();
 
-		if (poll_due != 0)
-			t = Min(t, ms_until(poll_due, now));
-		if (w.next_table_due != 0)
-			t = Min(t, ms_until(w.next_table_due, now));
+		if (held != 0)
+			t = Min(t, ms_until(held, now));
+		if (free_slots() > 0)
+		{
+			TimestampTz budget = budget_next_at(false);
+
+			if (poll_due != 0)
+				t = Min(t, ms_until(Max(poll_due, budget), now));
+			if (round_due != 0)
+				t = Min(t, ms_until(Max(round_due, budget), now));
+			if (w.next_table_due != 0)
+				t = Min(t, ms_until(Max(w.next_table_due, budget_next_at(true)), now));
+		}
 	}
 	return t;
 }
@@ -369,6 +418,20 @@ wait_with_sockets(int nsockets, long timeout)
 	FreeWaitEventSet(set);
 }
 
+/* What invicti_scan_stats shows of the worker's state now. */
+static void
+publish_activity(void)
+{
+	int			configured;
+	double		effective;
+	int			last_minute;
+	int64		waits;
+
+	budget_stats(&configured, &effective, &last_minute, &waits);
+	invicti_stats_set_activity(jobs_in_flight(), api_paused_until(), job_list_method(),
+							   configured, effective, last_minute, waits);
+}
+
 /*
  * The wait without sockets (idle, or every request paused) is the one a
  * busy database wakes at each commit: its WaitEventSet is kept for the
@@ -382,7 +445,7 @@ wait_for_events(void)
 	int			nsockets = api_client_socket_count();
 	long		timeout = sleep_ms();
 
-	invicti_stats_set_activity(jobs_in_flight(), api_paused_until());
+	publish_activity();
 	if (timeout == 0)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -458,6 +521,8 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 			 errdetail("API at \"%s%s\", User-Agent \"%s\".",
 					   invicti_base_url, invicti_api_path, api_client_user_agent())));
 	worker_config_load();
+	budget_configure();
+	job_list_configure();
 
 	for (;;)
 	{
@@ -466,7 +531,15 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
+			int			old_interval = invicti_poll_interval_s;
+
 			(void) worker_config_reload();
+			budget_configure();
+			job_list_configure();
+			/* a shorter poll_interval applies now, not after the old one */
+			if (invicti_poll_interval_s < old_interval)
+				poll_schedule_clamp(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																(int64) invicti_poll_interval_s * 1000));
 			w.claim_needed = true;
 			w.retention_due = 0;	/* history_days may have changed: look now */
 		}

@@ -456,7 +456,7 @@ is(scalar(grep { !$launched{$_} || $outcome_of{$_} eq 'missing' } keys %scans_of
 	'no scan for a target nobody launched');
 
 # The same from the request log: launches that created a scan, per target.
-my ($requests, $faulted, %fault_kinds, @posts) = (0, 0);
+my ($requests, $faulted, $list_pages, $scan_gets, %fault_kinds, @posts) = (0, 0, 0, 0);
 {
 	open(my $fh, '<', "$sim->{dir}/requests.jsonl") or die "request log: $!";
 	while (my $line = <$fh>)
@@ -469,6 +469,8 @@ my ($requests, $faulted, %fault_kinds, @posts) = (0, 0);
 		}
 		push @posts, decode_json($line)
 		  if $line =~ /"method": "POST"/ && $line =~ m{"path": "/api/v1/scans"};
+		$list_pages++ if $line =~ /"query": "[^"]*\bq=scan_status:/;
+		$scan_gets++ if $line =~ /"method": "GET"/ && $line =~ m{"path": "/api/v1/scans/[0-9a-f-]+"};
 	}
 }
 my %created;
@@ -544,6 +546,8 @@ my @fig = (
 	[ 'launch transactions retried', $launch_retries ],
 	[ 'unexpected crashes', scalar(@unexpected) ],
 	[ 'API requests', $requests ],
+	[ 'status requests', "$list_pages list pages, $scan_gets of single scans (polling: "
+		  . query('SELECT poll_method FROM invicti_scan_stats') . ')' ],
 	[ 'requests with a fault', sprintf('%d (%.1f%%): %s', $faulted, 100 * $faulted / ($requests || 1),
 			join(', ', map { "$_ $fault_kinds{$_}" } sort keys %fault_kinds)) ],
 	[ 'chaos phase', sprintf('%.0f s', $chaos_secs) ],

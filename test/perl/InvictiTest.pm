@@ -24,7 +24,7 @@ use Test::More;
 our @EXPORT = qw(
   start_simulator new_node launch launch_many wait_for scan_rows
   scan_row target_uuid PROFILE_HIGH_RISK TOKEN log_contains count_in_log
-  worker_pid wait_until
+  worker_pid wait_until refresh_times
 );
 
 use constant PROFILE_HIGH_RISK => '11111111-1111-1111-1111-111111111112';
@@ -112,6 +112,9 @@ sub new_node
 		'invicti_scan.request_timeout' => "'3s'",
 		'invicti_scan.retry_max_delay' => "'2s'",
 		'invicti_scan.api_token' => "'" . TOKEN . "'",
+		# the tests check behaviour, not the budget (its default of 120 a
+		# minute would make them wait): no limit unless a test sets one
+		'invicti_scan.max_requests_per_minute' => 0,
 	);
 	$settings{'invicti_scan.base_url'} = "'" . $opt{sim}->api_url . "'"
 	  if $opt{sim};
@@ -236,6 +239,29 @@ sub count_in_log
 	my $log = slurp_file($node->logfile, $offset // 0);
 	my $n = () = $log =~ /$pattern/g;
 	return $n;
+}
+
+# When each scan was refreshed, from simulator log entries, within
+# [from, to]: a GET of the scan, or a list page that carried it (whichever
+# way the worker polls).  { scan_id => [ times ] }.
+sub refresh_times
+{
+	my ($from, $to, @entries) = @_;
+	my %t;
+	for (@entries)
+	{
+		next unless $_->{method} eq 'GET' && $_->{time} >= $from && $_->{time} <= $to;
+		if ($_->{path} =~ m{^/api/v1/scans/([0-9a-f-]{36})$})
+		{
+			push @{ $t{$1} }, $_->{time};
+		}
+		elsif ($_->{path} eq '/api/v1/scans' && $_->{listed})
+		{
+			my $time = $_->{time};
+			push @{ $t{$_} }, $time for @{ $_->{listed} };
+		}
+	}
+	return \%t;
 }
 
 sub worker_pid

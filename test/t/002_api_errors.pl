@@ -18,8 +18,12 @@ my $sim = start_simulator(
 		{ target_id => $parked, outcome => 'paused' },
 		{ target_id => $slow, outcome => 'completed' },
 	]);
+# Each failure is written to the row it happened to, so running scans are
+# polled scan by scan here (a failed list page belongs to no row:
+# 019_list_polling.pl tests those).
 my $node = new_node('errors', sim => $sim,
-	settings => { 'invicti_scan.max_response_size' => "'64kB'" });
+	settings => { 'invicti_scan.max_response_size' => "'64kB'",
+				  'invicti_scan.poll_method' => 'scan' });
 
 sub row { scan_row($node, $_[0]) }
 

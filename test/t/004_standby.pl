@@ -131,21 +131,12 @@ wait_for($standby,
 is(scan_row($standby, $inflight)->{scan_id}, $inflight_scan,
 	'promoted: the in-flight launch adopted the scan the old primary created');
 
-# Every parked scan is polled again, twice, by the new primary.
-sub gets_since
-{
-	my ($since, @entries) = @_;
-	my %n;
-	for (grep { $_->{method} eq 'GET' && $_->{time} >= $since } @entries)
-	{
-		$n{$1}++ if $_->{path} =~ m{^/api/v1/scans/([0-9a-f-]{36})$};
-	}
-	return \%n;
-}
+# Every parked scan is refreshed again, twice, by the new primary (a GET of
+# it, or a list page with it).
 wait_until(
 	sub {
-		my $gets = gets_since($promoted_at, $sim->log_entries);
-		return !grep { ($gets->{ $scan_of{$_} } // 0) < 2 } @parked_ids;
+		my $times = refresh_times($promoted_at, 9e9, $sim->log_entries);
+		return !grep { scalar(@{ $times->{ $scan_of{$_} } // [] }) < 2 } @parked_ids;
 	},
 	'promoted: every parked scan is polled again (at least twice)', 60);
 is($standby->safe_psql('postgres',
@@ -154,7 +145,8 @@ is($standby->safe_psql('postgres',
 	scalar(@parked_ids), 'promoted: parked scans are still tracked');
 
 my @after = grep { $_->{time} >= $promoted_at } $sim->log_entries;
-my $gets = gets_since($promoted_at, @after);
+my $gets = { map { $_->{path} =~ m{^/api/v1/scans/([0-9a-f-]{36})$} ? ($1 => 1) : () }
+	  grep { $_->{method} eq 'GET' } @after };
 is(scalar(grep { $gets->{ $scan_of{$_} } } @done_ids), 0,
 	'promoted: finished scans are not polled again');
 my @posts = grep { $_->{method} eq 'POST' } @after;

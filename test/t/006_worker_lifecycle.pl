@@ -34,17 +34,8 @@ sub reconfigure
 }
 
 # GET requests of each polled scan, as lists of arrival times.
-sub poll_times
-{
-	my ($from, $to, @entries) = @_;
-	my %t;
-	for (@entries)
-	{
-		next unless $_->{method} eq 'GET' && $_->{time} >= $from && $_->{time} <= $to;
-		push @{ $t{$1} }, $_->{time} if $_->{path} =~ m{^/api/v1/scans/([0-9a-f-]{36})$};
-	}
-	return \%t;
-}
+# When each scan was refreshed (a GET of it, or a list page with it).
+sub poll_times { return refresh_times(@_) }
 
 # Gaps between consecutive polls of the same scan.
 sub poll_gaps
@@ -210,14 +201,15 @@ cmp_ok($after / $before, '>=', 1.5,
 is(worker_pid($node), $pid, 'poll_interval reloaded: same worker process');
 
 # --- max_concurrent_requests on reload ---------------------------------------
-# Every poll takes a second; ten scans due every second want ten requests
-# in flight.
+# Every poll takes a second; ten scans due every second, polled scan by
+# scan, want ten requests in flight.
 $sim->faults({ match => { method => 'GET', path => '^/api/v1/scans/[0-9a-f-]+$' },
 	fault => 'latency', ms => 1000 });
 my %max;
 for my $limit (2, 5)
 {
 	reconfigure($node, 'invicti_scan.poll_interval' => "'1s'",
+		'invicti_scan.poll_method' => "'scan'",
 		'invicti_scan.max_concurrent_requests' => $limit);
 	my $from = time() + 3;    # requests sent under the old limit are over
 	my $to = $from + 5;

@@ -79,10 +79,7 @@ is($target->safe_psql('postgres',
 # The restored worker takes up the parked scan...
 my ($parked_scan) = map { $_->{scan_id} } grep { $_->{id} == $id{parked} } @{ $d->{scans} };
 wait_until(
-	sub {
-		grep { $_->{method} eq 'GET' && $_->{path} eq "/api/v1/scans/$parked_scan" }
-		  $sim->log_entries($seq);
-	},
+	sub { refresh_times(0, 9e9, $sim->log_entries($seq))->{$parked_scan} },
 	'the restored server polls the scan that was still running');
 # ...and a new launch gets a new id.
 my $new = launch($target, $target{two});
