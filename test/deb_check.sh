@@ -47,11 +47,13 @@ for deb in "${debs[@]}"; do
   major=$(echo "$pkg" | sed 's/^postgresql-\([0-9]*\)-.*/\1/')
   log "$pkg $(dpkg-deb -f "$deb" Version): $(dpkg-deb -f "$deb" Depends)"
   contents=$(dpkg-deb -c "$deb")
-  for f in "usr/lib/postgresql/$major/lib/invicti_scan.so" \
-           "usr/share/postgresql/$major/extension/invicti_scan.control" \
-           "usr/share/postgresql/$major/extension/invicti_scan--1.1.control" \
-           "usr/share/postgresql/$major/extension/invicti_scan--1.0.sql" \
-           "usr/share/postgresql/$major/extension/invicti_scan--1.2--$version.sql"; do
+  # The library, the control files and every install and upgrade script
+  # the tree has: a step missing from the package strands someone's upgrade.
+  expected=("usr/lib/postgresql/$major/lib/invicti_scan.so")
+  for f in invicti_scan*.control sql/invicti_scan--*.sql; do
+    expected+=("usr/share/postgresql/$major/extension/${f#sql/}")
+  done
+  for f in "${expected[@]}"; do
     grep -q " \./$f\$" <<<"$contents" || die "$pkg lacks /$f"
   done
   packages+=("$pkg")
