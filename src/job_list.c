@@ -61,7 +61,7 @@ static struct
 	TimestampTz not_before;		/* after a failed round */
 	int			failures;
 	char		fallback[200];	/* why auto polls scan by scan; "" if not */
-} rounds;
+}			rounds;
 
 static bool
 rounds_on(void)
@@ -73,9 +73,9 @@ rounds_on(void)
 void
 job_list_configure(void)
 {
-	rounds.		fallback[0] = '\0';
-	rounds.		failures = 0;
-	rounds.		not_before = 0;
+	rounds.fallback[0] = '\0';
+	rounds.failures = 0;
+	rounds.not_before = 0;
 
 	poll_schedule_set_list_rounds(rounds_on());
 }
@@ -211,14 +211,14 @@ list_recorded(Job *job, TimestampTz now)
 {
 	ListData   *d = job->data;
 
-	rounds.		running = false;
+	rounds.running = false;
 
 	if (!d->failed)
 	{
 		int			missed = poll_schedule_round_end(now);
 
-		rounds.		failures = 0;
-		rounds.		not_before = 0;
+		rounds.failures = 0;
+		rounds.not_before = 0;
 
 		if (missed > 0)
 			elog(DEBUG1, "invicti_scan worker: list round of %d pages did not show %d scans; fetching them one by one",
@@ -226,10 +226,10 @@ list_recorded(Job *job, TimestampTz now)
 	}
 	else if (rounds_on())
 	{
-		rounds.		failures++;
-		rounds.		not_before = TimestampTzPlusMilliseconds(now,
-															 Min(retry_policy_delay_ms(rounds.failures),
-																 (int64) invicti_poll_interval_s * 1000));
+		rounds.failures++;
+		rounds.not_before = TimestampTzPlusMilliseconds(now,
+														Min(retry_policy_delay_ms(rounds.failures),
+															(int64) invicti_poll_interval_s * 1000));
 	}
 	return false;
 }
@@ -267,7 +267,7 @@ job_list_start_round(TimestampTz now)
 	job = job_new(&list_kind, 0, sizeof(ListData));
 	d = job->data;
 	d->max_pages = 2 * (poll_schedule_count() / PAGE_SIZE + 1) + 10;
-	rounds.		running = true;
+	rounds.running = true;
 
 	poll_schedule_round_begin();
 	job_submit(job);

@@ -18,7 +18,10 @@ tools=$(dirname "$bindir")/share/pgindent
 ours=$(mktemp)
 typedefs=$(mktemp)
 trap 'rm -f "$ours" "$typedefs"' EXIT
-{ grep -ho "^} [A-Za-z_][A-Za-z0-9_]*;" src/*.[ch] | sed 's/^} //; s/;//'
+# Names a typedef'd struct, enum or union closes with ("} Name;"), not the
+# variables of an anonymous "static struct { ... } name;".
+{ awk '/^typedef (struct|enum|union)/ && !/;$/ { open = 1 }
+       open && /^} [A-Za-z_][A-Za-z0-9_]*;/ { sub(/^} /, ""); sub(/;.*/, ""); print; open = 0 }' src/*.[ch]
   grep -h "^typedef .*;$" src/*.[ch] | awk '{print $NF}' | tr -d ';'; } | sort -u >"$ours"
 if [ "${1:-}" = --check ]; then
   diff -u src/typedefs.list "$ours" || die "src/typedefs.list is out of date: run test/pgindent.sh"
