@@ -13,6 +13,13 @@
 #   idle         10,000 finished scans, nothing due: queries and CPU in 60 s
 #   enqueue      pgbench: invicti_launch_scan() vs a plain INSERT
 #   tick         the "what is due" queries with 10 k and 1 M finished rows
+#   polling      status requests per running scan per poll interval, by
+#                list, at 100, 1,000 and 10,000 running scans (against
+#                scan by scan: 1.0); the longest gap between two refreshes
+#                of a row against poll_interval; the worker's memory and
+#                how soon polling resumes after a restart, at 10,000
+#   writes       the worker's CPU per recorded change when every refresh
+#                changes every row (progress), by list and scan by scan
 #
 # BENCH_ONLY (space-separated names above) runs a subset.  It is a
 # benchmark, not a test: the only thing that fails it is a figure that
@@ -24,7 +31,7 @@ use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
-use List::Util qw(sum max);
+use List::Util qw(sum max min);
 use POSIX qw(sysconf _SC_CLK_TCK);
 use JSON::PP;
 use InvictiTest;
@@ -93,9 +100,9 @@ sub memory_of
 	my ($pid) = @_;
 	open(my $fh, '<', "/proc/$pid/status") or die "worker $pid is gone: $!";
 	my %m;
-	while (<$fh>)
+	while (my $line = <$fh>)
 	{
-		$m{$1} = $2 if /^(VmRSS|RssAnon):\s+(\d+) kB/;
+		$m{$1} = $2 if $line =~ /^(VmRSS|RssAnon):\s+(\d+) kB/;
 	}
 	return \%m;
 }
@@ -185,6 +192,7 @@ sub bench_concurrency
 					duration_scale => 1e6, polls_to_finish => $polls } } @targets ]);
 	$sim->faults({ match => { path => '^/api/' }, fault => 'latency', ms => $latency_ms });
 	my $node = bench_node('concurrency', $sim,
+		'invicti_scan.poll_method' => 'scan',
 		'invicti_scan.max_concurrent_requests' => $slots,
 		'invicti_scan.poll_interval' => "'1s'",
 		'invicti_scan.import_vulnerabilities' => 'off');
@@ -216,6 +224,7 @@ sub bench_cpu
 	my $sim = start_simulator(
 		targets => [ map { { target_id => $_, outcome => 'stuck_unknown' } } @targets ]);
 	my $node = bench_node('cpu', $sim,
+		'invicti_scan.poll_method' => 'scan',
 		'invicti_scan.max_concurrent_requests' => 64,
 		'invicti_scan.poll_interval' => "'1s'");
 	my $pid = worker_pid($node);
@@ -415,6 +424,149 @@ sub bench_tick
 	$sim->stop;
 }
 
+# ---- polling by list ---------------------------------------------------------
+
+# Status requests (list pages, GETs of one scan) in a log slice.
+sub status_requests
+{
+	my @log = @_;
+	my $pages = grep { $_->{method} eq 'GET' && $_->{path} eq '/api/v1/scans' } @log;
+	my $gets = grep { $_->{method} eq 'GET' && $_->{path} =~ m{^/api/v1/scans/[^/]+$} } @log;
+	return ($pages, $gets);
+}
+
+# $n running scans, polled by list every $interval s: requests per scan per
+# interval, the longest gap between two refreshes of one scan, and (with
+# $restart) the worker's memory and how soon polling resumes after a restart.
+sub polling_run
+{
+	my ($n, $interval, $restart) = @_;
+	my @targets = map { target_uuid("poll-$n-$_") } 1 .. $n;
+	my $sim = start_simulator(
+		targets => [ map { { target_id => $_, outcome => 'paused' } } @targets ]);
+	my $node = bench_node("polling_$n", $sim,
+		'invicti_scan.max_concurrent_requests' => 64,
+		'invicti_scan.poll_interval' => "'${interval}s'");
+	for (my $i = 0; $i < $n; $i += 1000)
+	{
+		my $end = $i + 999 < $n - 1 ? $i + 999 : $n - 1;
+		launch_many($node, @targets[ $i .. $end ]);
+	}
+	wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE status = 'paused'",
+		"$n scans running", 900);
+	sleep 2 * $interval;    # every first poll is over; the scans are on the rounds
+	my $seq = $sim->next_seq;
+	my $t0 = time();
+	my $rounds = 5;
+	sleep $rounds * $interval;
+	my $t1 = time();
+	my @log = $sim->log_entries($seq);
+	my ($pages, $gets) = status_requests(@log);
+	my $per_scan = ($pages + $gets) / ($n * ($t1 - $t0) / $interval);
+	my $times = refresh_times($t0, $t1, @log);
+	my $max_gap = 0;
+	for my $id (keys %$times)
+	{
+		my @t = sort { $a <=> $b } @{ $times->{$id} };
+		for my $i (1 .. $#t)
+		{
+			$max_gap = $t[$i] - $t[ $i - 1 ] if $t[$i] - $t[ $i - 1 ] > $max_gap;
+		}
+	}
+	my %r = (per_scan => $per_scan, pages => $pages, gets => $gets, max_gap => $max_gap,
+		refreshed => scalar(keys %$times), seconds => $t1 - $t0);
+	if ($restart)
+	{
+		my $pid = worker_pid($node);
+		$r{memory} = memory_of($pid);
+		$seq = $sim->next_seq;
+		$node->restart;
+		# from the moment the new postmaster started (pg_ctl returns later)
+		my $ready = $node->safe_psql('postgres',
+			'SELECT extract(epoch FROM pg_postmaster_start_time())');
+		wait_until(sub { grep { $_->{method} eq 'GET' } $sim->log_entries($seq) },
+			"$n running scans: polling resumes after a restart", 60);
+		my ($first) = grep { $_->{method} eq 'GET' } $sim->log_entries($seq);
+		$r{resume} = $first->{time} - $ready;
+		# and every scan is refreshed by the first round
+		wait_until(sub { scalar(keys %{ refresh_times($ready, 9e9, $sim->log_entries($seq)) }) >= $n },
+			"$n running scans: all refreshed after the restart", 120);
+		my $after = refresh_times($ready, 9e9, $sim->log_entries($seq));
+		$r{all_refreshed} = max(map { min(@$_) } values %$after) - $ready;
+	}
+	$node->stop;
+	$sim->stop;
+	return \%r;
+}
+
+sub bench_polling
+{
+	my $interval = 5;
+	my %run;
+	$run{$_} = polling_run($_, $interval, $_ == 10_000) for (100, 1000, 10_000);
+	row('status requests per running scan per poll interval (by list; scan by scan: 1.0)',
+		join(', ', map { sprintf('%s: %.4f (%d pages, %d single)', $_, $run{$_}{per_scan},
+					$run{$_}{pages}, $run{$_}{gets}) } sort { $a <=> $b } keys %run),
+		'<= 0.02 at 1,000 and 10,000',
+		$run{1000}{per_scan} <= 0.02 && $run{10_000}{per_scan} <= 0.02);
+	my $gap = max(map { $run{$_}{max_gap} } keys %run) / $interval;
+	row('longest gap between two refreshes of a row',
+		sprintf('%.2fx poll_interval (%s)', $gap,
+			join(', ', map { sprintf('%s: %.1f s', $_, $run{$_}{max_gap}) } sort { $a <=> $b } keys %run)),
+		'<= 1.5x', $gap <= 1.5);
+	my $m = $run{10_000}{memory};
+	row('worker memory at 10,000 running scans',
+		sprintf('RssAnon %d kB, VmRSS %d kB', $m->{RssAnon}, $m->{VmRSS}),
+		'RssAnon <= 20 MB', $m->{RssAnon} <= 20 * 1024);
+	row('polling resumes after a restart, 10,000 running scans',
+		sprintf('first request %.2f s after the postmaster started; every scan refreshed after %.1f s',
+			$run{10_000}{resume}, $run{10_000}{all_refreshed}),
+		'<= 2 s', $run{10_000}{resume} <= 2);
+}
+
+# ---- CPU per recorded change ----------------------------------------------------
+
+sub writes_run
+{
+	my ($method, $n) = @_;
+	my @targets = map { target_uuid("write-$method-$_") } 1 .. $n;
+	# processing runs 0 -> 99 over 10 * duration_scale time units of 0.1 s:
+	# 1% a second, so every refresh a second apart sees new progress
+	my $sim = start_simulator(time_scale => 0.1,
+		targets => [ map { { target_id => $_, outcome => 'completed', duration_scale => 100 } } @targets ]);
+	my $node = bench_node("writes_$method", $sim,
+		'invicti_scan.max_concurrent_requests' => 64,
+		'invicti_scan.poll_method' => $method,
+		'invicti_scan.poll_interval' => "'1s'");
+	my $pid = worker_pid($node);
+	launch_many($node, @targets);
+	wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE status = 'processing' AND progress >= 5",
+		"$method: $n scans processing", 300);
+	my $updates = sub {
+		$node->safe_psql('postgres', 'SELECT pg_stat_clear_snapshot()');
+		return $node->safe_psql('postgres',
+			"SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'invicti_scans'");
+	};
+	sleep 2;
+	my ($c1, $u1, $r1) = (cpu_of($pid), $updates->(), sim_total($sim));
+	sleep 30;
+	my ($c2, $u2, $r2) = (cpu_of($pid), $updates->(), sim_total($sim));
+	my ($ms) = cpu_delta_ms($c1, $c2);
+	$node->stop;
+	$sim->stop;
+	return { us => 1000 * $ms / ($u2 - $u1 || 1), changes => $u2 - $u1, requests => $r2 - $r1 };
+}
+
+sub bench_writes
+{
+	my %run;
+	$run{$_} = writes_run($_, 1000) for qw(list scan);
+	row('worker CPU per recorded change (every refresh changes every row)',
+		join(', ', map { sprintf('%s: %.0f us (%d changes, %d requests in 30 s)', $_, $run{$_}{us},
+					$run{$_}{changes}, $run{$_}{requests}) } qw(list scan)),
+		'<= 100 us', $run{list}{us} <= 100);
+}
+
 # ---- run and report ----------------------------------------------------------
 
 bench_latency() if wanted('latency');
@@ -423,6 +575,8 @@ bench_cpu() if wanted('cpu');
 bench_idle() if wanted('idle');
 bench_enqueue() if wanted('enqueue');
 bench_tick() if wanted('tick');
+bench_polling() if wanted('polling');
+bench_writes() if wanted('writes');
 
 my @w = (0, 0, 0);
 for my $r ([ 'figure', 'measured', 'target', '' ], @table)
