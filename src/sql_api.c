@@ -104,6 +104,15 @@ required_uuid_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /* The extension's table, found next to the function being called. */
+char *
+invicti_spi_strdup(const char *s)
+{
+	char	   *copy = SPI_palloc(strlen(s) + 1);
+
+	strcpy(copy, s);
+	return copy;
+}
+
 Oid
 invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner)
 {

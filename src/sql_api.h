@@ -7,6 +7,9 @@
 
 #include "fmgr.h"
 
+/* A copy of s in the memory of SPI's caller, to outlive SPI_finish(). */
+extern char *invicti_spi_strdup(const char *s);
+
 /* The extension's invicti_scans table (in the called function's schema). */
 extern Oid	invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner);
 

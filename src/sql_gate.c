@@ -60,11 +60,12 @@ read_scan(void *p)
 	a->found = SPI_processed == 1;
 	if (a->found)
 	{
-		a->status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		/* copied out of SPI's memory, which SPI_finish() frees */
+		a->status = invicti_spi_strdup(SPI_getvalue(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1));
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull)
-			a->counts = DatumGetJsonbPCopy(d);
-		a->status = pstrdup(a->status);
+			a->counts = DatumGetJsonbP(SPI_datumTransfer(d, false, -1));
 	}
 	SPI_finish();
 }
