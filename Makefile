@@ -42,6 +42,7 @@ OBJS = \
 	src/worker.o \
 	src/sql_api.o \
 	src/sql_gate.o \
+	src/scan_wait.o \
 	src/commit_wake.o \
 	src/scan_events.o
 
@@ -53,7 +54,7 @@ DATA        = $(wildcard sql/$(EXTENSION)--*.sql) $(wildcard $(EXTENSION)--*.con
 # installcheck` (after `make install`) runs them, as pg_cron's do, on a
 # temporary instance that preloads the library (test/regress.conf), so
 # they need no server of yours and touch none.
-REGRESS      = launch privileges abort reporting security state_machine relocate refresh
+REGRESS      = launch privileges abort reporting security state_machine relocate refresh wait
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=test/regress.conf
 
 # TAP suites (test/t/*.pl, PostgreSQL::Test::Cluster against the project's

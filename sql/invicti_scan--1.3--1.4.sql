@@ -1,5 +1,5 @@
-/* invicti_scan--1.3--1.4.sql: refresh on demand, and the statistics of list
-   polling and the request budget. */
+/* invicti_scan--1.3--1.4.sql: refresh on demand, waiting for a scan, and the
+   statistics of list polling and the request budget. */
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION invicti_scan UPDATE TO '1.4'" to load this file. \quit
@@ -25,6 +25,20 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION invicti_refresh_scan(uuid) FROM PUBLIC;
 COMMENT ON FUNCTION invicti_refresh_scan(uuid) IS
     'have the worker refresh the running scan with this Invicti scan_id now; false when it is not running';
+
+-- ---------------------------------------------------------------------------
+-- Waiting from SQL: until the worker is finished with a scan (its findings
+-- imported), on a condition variable the worker's commits broadcast.  Reads
+-- as its caller, like invicti_scan_passed(), and is granted like it.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION invicti_wait_scan(id bigint, timeout interval DEFAULT '1 hour')
+RETURNS text
+AS 'MODULE_PATHNAME', 'invicti_wait_scan'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION invicti_wait_scan(bigint, interval) FROM PUBLIC;
+COMMENT ON FUNCTION invicti_wait_scan(bigint, interval) IS
+    'wait until the worker is finished with a scan (ended, findings imported) or the timeout passes; returns its status';
 
 -- ---------------------------------------------------------------------------
 -- Worker statistics gain how scans are polled and the request budget.

@@ -16,7 +16,11 @@
  *     same, so the worker notices its extension appear, change version or
  *     go away even while it has no other reason to open a transaction.
  * A rolled-back or prepared transaction asks for nothing.  The worker's
- * own statements fire the trigger too, and are ignored here.
+ * own statements fire the trigger too, and wake no worker.
+ *
+ * Every committed change to the table, the worker's included, also wakes
+ * the sessions waiting in invicti_wait_scan() (scan_wait.c), which then
+ * read the row they wait for again.
  *
  * Rules: nothing here blocks, reads the table or talks to the network; the
  * shared flags are set only after the commit, so the worker's next
@@ -37,6 +41,7 @@ PG_FUNCTION_INFO_V1(invicti_scan_table_changed);
 
 static bool wake_at_commit = false;
 static bool resync_at_commit = false;
+static bool changed_at_commit = false;	/* the trigger fired: wake waiters */
 static bool callback_registered = false;
 
 /* true in the worker, and while the SQL API runs its own statements */
@@ -56,6 +61,8 @@ commit_wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 				invicti_request_resync();
 			if (wake_at_commit || resync_at_commit)
 				invicti_wake_worker();
+			if (changed_at_commit)
+				invicti_announce_scan_changes();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -66,6 +73,7 @@ commit_wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	}
 	wake_at_commit = false;
 	resync_at_commit = false;
+	changed_at_commit = false;
 	own_statements = 0;
 }
 
@@ -118,11 +126,10 @@ invicti_scan_table_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("invicti_scan_table_changed() may only be called as a trigger")));
+	register_callback();
+	changed_at_commit = true;
 	if (!in_worker && own_statements == 0)
-	{
-		register_callback();
 		resync_at_commit = true;
-	}
 	return PointerGetDatum(NULL);
 }
 

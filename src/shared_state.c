@@ -17,6 +17,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -37,6 +38,7 @@ typedef struct InvictiShared
 	int			refresh_n;		/* invicti_refresh_scan() requests queued */
 	bool		refresh_overflow;
 	int64		refresh_ids[INVICTI_REFRESH_QUEUE];
+	ConditionVariable scans_changed;	/* invicti_wait_scan() sleeps here */
 	InvictiStats stats;
 } InvictiShared;
 
@@ -61,6 +63,7 @@ invicti_shmem_startup(void)
 		SpinLockInit(&shared->mutex);
 		shared->worker_pgprocno = -1;
 		pg_atomic_init_u32(&shared->resync_requested, 0);
+		ConditionVariableInit(&shared->scans_changed);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -83,6 +86,27 @@ invicti_wake_worker(void)
 	SpinLockRelease(&shared->mutex);
 	if (procno >= 0)
 		SetLatch(compat_proc_latch(procno));
+}
+
+void
+invicti_announce_scan_changes(void)
+{
+	if (shared != NULL)
+		ConditionVariableBroadcast(&shared->scans_changed);
+}
+
+bool
+invicti_wait_for_scan_changes(long timeout_ms, uint32 wait_event_info)
+{
+	if (shared == NULL)
+		return false;
+	return !ConditionVariableTimedSleep(&shared->scans_changed, timeout_ms, wait_event_info);
+}
+
+void
+invicti_stop_waiting_for_scan_changes(void)
+{
+	ConditionVariableCancelSleep();
 }
 
 void

@@ -47,6 +47,16 @@ extern void invicti_wake_worker(void);
 extern void invicti_request_resync(void);
 extern bool invicti_take_resync_request(void);
 
+/*
+ * After a commit that changed rows of invicti_scans (the worker's, or a
+ * session's seen by commit_wake.c): wake every invicti_wait_scan().  The
+ * waiters sleep until then, or timeout_ms at most (true when woken; false
+ * at the timeout or without shared memory), and stop waiting when done.
+ */
+extern void invicti_announce_scan_changes(void);
+extern bool invicti_wait_for_scan_changes(long timeout_ms, uint32 wait_event_info);
+extern void invicti_stop_waiting_for_scan_changes(void);
+
 /* Worker: announce or withdraw itself. */
 extern void invicti_worker_attach(void);
 extern void invicti_worker_detach(void);
