@@ -30,6 +30,7 @@ my $sim = start_simulator(
 	]);
 my $node = new_node('wait', sim => $sim);
 sub sql { $node->safe_psql('postgres', $_[0]) }
+my $slow = InvictiTest::slowdown();    # under valgrind: everything is slower
 
 # A psql of its own, started now; returns (harness, \stdout, \stderr).
 sub start_psql
@@ -45,7 +46,7 @@ sub start_psql
 # --- the wait ends with the worker's last write ----------------------------------------
 my $id = launch($node, $clean);
 my ($h, $out, $err) = start_psql(
-	"SELECT invicti_wait_scan($id, '2 minutes') || '|' || extract(epoch FROM clock_timestamp())");
+	"SELECT invicti_wait_scan($id, '" . 120 * $slow . " seconds') || '|' || extract(epoch FROM clock_timestamp())");
 $h->finish;
 my ($status, $returned_at) = split /\|/, $$out;
 is($status, 'completed', 'invicti_wait_scan() returns the status of a scan that completed');
@@ -54,7 +55,7 @@ is($row->{worker_state}, 'done', 'and the worker was finished with it');
 my $last_write = sql("SELECT extract(epoch FROM updated_at) FROM invicti_scans WHERE id = $id");
 my $lag = $returned_at - $last_write;
 # the wait re-reads the row every 10 s on its own; 2 s is the commit's wake
-cmp_ok($lag, '<=', 2 * InvictiTest::slowdown(),
+cmp_ok($lag, '<=', 2 * $slow,
 	sprintf('it returned %.2f s after the last write: woken by the commit, not a timer', $lag));
 cmp_ok($lag, '>=', 0, 'and not before it');
 is($$err, '', 'with nothing on stderr');
@@ -89,14 +90,14 @@ my $pid = wait_until(
 my $t0 = time();
 sql("SELECT pg_cancel_backend($pid)");
 $h->finish;
-cmp_ok(time() - $t0, '<=', 5, 'a cancel ends the wait at once');
+cmp_ok(time() - $t0, '<=', 5 * $slow, 'a cancel ends the wait at once');
 like($$err, qr/canceling statement due to user request/, 'with the usual error');
 
 $t0 = time();
 ($h, $out, $err) = start_psql("SET statement_timeout = '1s'; SELECT invicti_wait_scan($parked_id, '1 hour')");
 $h->finish;
 like($$err, qr/canceling statement due to statement timeout/, 'statement_timeout ends it too');
-cmp_ok(time() - $t0, '<=', 6, 'after the statement timeout, not the wait\'s');
+cmp_ok(time() - $t0, '<=', 6 * $slow, 'after the statement timeout, not the wait\'s');
 
 # --- the pipeline recipe ---------------------------------------------------------------------
 my $gate = File::Spec->rel2abs(dirname(__FILE__) . '/../ci_gate.sh');
