@@ -103,7 +103,6 @@ required_uuid_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 	return u;
 }
 
-/* The extension's table, found next to the function being called. */
 char *
 invicti_spi_strdup(const char *s)
 {
@@ -113,6 +112,7 @@ invicti_spi_strdup(const char *s)
 	return copy;
 }
 
+/* The extension's table, found next to the function being called. */
 Oid
 invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner)
 {
