@@ -143,11 +143,7 @@ invicti_wait_scan(PG_FUNCTION_ARGS)
 						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
 				 errdetail("The transaction's snapshot would never show the worker's progress."),
 				 errhint("Call it in a READ COMMITTED transaction, the default.")));
-	if (!invicti_shmem_available())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("invicti_wait_scan() needs the invicti_scan worker, which is not loaded"),
-				 errhint("Add invicti_scan to shared_preload_libraries and restart the server.")));
+	invicti_require_preloaded();
 
 	memset(&a, 0, sizeof(a));
 	a.id = PG_GETARG_INT64(0);

@@ -103,6 +103,16 @@ required_uuid_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 	return u;
 }
 
+void
+invicti_require_preloaded(void)
+{
+	if (!invicti_shmem_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("invicti_scan is not loaded through shared_preload_libraries"),
+				 errhint("Add invicti_scan to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
 char *
 invicti_spi_strdup(const char *s)
 {
@@ -338,11 +348,7 @@ refresh_scan(FunctionCallInfo fcinfo, bool by_scan_id)
 				 errhint("A role can refresh only the scans it can read: the ones it launched, or all of them as a member of invicti_scan_read_all.")));
 	if (args.state != WS_POLL)
 		PG_RETURN_BOOL(false);
-	if (!invicti_shmem_available())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("invicti_scan is not loaded through shared_preload_libraries"),
-				 errhint("Add invicti_scan to shared_preload_libraries in postgresql.conf and restart the server.")));
+	invicti_require_preloaded();
 	invicti_request_refresh(args.found_id);
 	PG_RETURN_BOOL(true);
 }
@@ -418,11 +424,8 @@ invicti_scan_worker_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	if (tupdesc->natts > STATS_COLUMNS)
 		elog(ERROR, "invicti_scan_worker_stats() returns more columns than the library knows");
-	if (!invicti_stats_read(&st))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("invicti_scan is not loaded through shared_preload_libraries"),
-				 errhint("Add invicti_scan to shared_preload_libraries in postgresql.conf and restart the server.")));
+	invicti_require_preloaded();
+	(void) invicti_stats_read(&st);
 
 	values[0] = Int32GetDatum(st.worker_pid);
 	nulls[0] = st.worker_pid == 0;

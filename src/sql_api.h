@@ -7,6 +7,9 @@
 
 #include "fmgr.h"
 
+/* An error unless the library was preloaded (its shared memory exists). */
+extern void invicti_require_preloaded(void);
+
 /* A copy of s in the memory of SPI's caller, to outlive SPI_finish(). */
 extern char *invicti_spi_strdup(const char *s);
 

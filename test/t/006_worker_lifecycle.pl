@@ -101,6 +101,13 @@ like($pid, qr/^\d+$/, 'the worker runs while the extension is missing');
 	is_deeply([ $row->{status}, $row->{worker_state}, $row->{scan_id} ],
 		[ 'pending', 'launch', undef ], 'not preloaded: a launch still queues a pending row');
 	is(worker_pid($plain), '', 'not preloaded: no worker');
+	# what needs the worker's shared memory says so, in one wording
+	for my $call ("invicti_wait_scan($id, '1 second')", 'invicti_scan_worker_stats()')
+	{
+		($rc, my $out, $err) = $plain->psql('postgres', "SELECT $call");
+		like($err, qr/ERROR:  invicti_scan is not loaded through shared_preload_libraries/,
+			"not preloaded: $call is refused, saying why");
+	}
 	$plain->stop;
 }
 
