@@ -265,13 +265,14 @@ void
 job_submit(Job *job)
 {
 	bool		urgent = api_call_urgent[job->kind->call];
+	dlist_head *queue = &held[urgent ? 0 : 1];
 
-	if (dlist_is_empty(&held[urgent ? 0 : 1]) && budget_take(urgent))
+	if (dlist_is_empty(queue) && budget_take(urgent))
 		send(job);
 	else
 	{
 		budget_note_wait();
-		dlist_push_tail(&held[urgent ? 0 : 1], &job->node);
+		dlist_push_tail(queue, &job->node);
 		n_held++;
 	}
 }
@@ -653,27 +654,26 @@ jobs_record(bool *table_changed)
 	return true;
 }
 
+/* Free every job on a list, and count them off. */
+static void
+discard_list(dlist_head *list, int *count)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, list)
+	{
+		Job		   *job = dlist_container(Job, node, it.cur);
+
+		dlist_delete(&job->node);
+		(*count)--;
+		free_job(job);
+	}
+}
+
 void
 jobs_discard_waiting(void)
 {
-	dlist_mutable_iter it;
-	int			u;
-
-	dlist_foreach_modify(it, &waiting)
-	{
-		Job		   *job = dlist_container(Job, node, it.cur);
-
-		dlist_delete(&job->node);
-		n_waiting--;
-		free_job(job);
-	}
-	for (u = 0; u < 2; u++)
-		dlist_foreach_modify(it, &held[u])
-	{
-		Job		   *job = dlist_container(Job, node, it.cur);
-
-		dlist_delete(&job->node);
-		n_held--;
-		free_job(job);
-	}
+	discard_list(&waiting, &n_waiting);
+	discard_list(&held[0], &n_held);
+	discard_list(&held[1], &n_held);
 }
