@@ -41,8 +41,7 @@ static int	configured = -1;
 static double effective = 0;	/* requests per minute */
 static int64 tokens = 0;		/* milli-tokens */
 static TimestampTz refilled_at = 0;
-static TimestampTz last_cut_at = 0;
-static TimestampTz recovered_at = 0;
+static TimestampTz recovered_at = 0;	/* the last cut or step back up */
 static int64 waits = 0;
 
 /* Requests sent in each of the last 60 seconds (ring by second). */
@@ -74,7 +73,7 @@ budget_configure(void)
 	effective = configured;
 	refilled_at = GetCurrentTimestamp();
 	tokens = configured > 0 ? capacity() : 0;
-	last_cut_at = recovered_at = 0;
+	recovered_at = 0;
 }
 
 /* Accrue tokens up to now, and give back rate after quiet minutes. */
@@ -85,13 +84,11 @@ refill(TimestampTz now)
 
 	if (configured <= 0)
 		return;
-	if (last_cut_at != 0 && effective < configured)
+	/* only a 429 lowers the rate, so a lower rate means one came */
+	while (effective < configured && now - recovered_at >= USECS_PER_MINUTE)
 	{
-		while (now - recovered_at >= USECS_PER_MINUTE && effective < configured)
-		{
-			effective = Min(effective + (double) configured / RECOVERY_STEPS, configured);
-			recovered_at += USECS_PER_MINUTE;
-		}
+		effective = Min(effective + (double) configured / RECOVERY_STEPS, configured);
+		recovered_at += USECS_PER_MINUTE;
 	}
 	if (elapsed_us <= 0)
 		return;
@@ -175,7 +172,7 @@ budget_rate_limited(void)
 	refill(now);
 	effective = Max(effective / 2, MIN_RATE);
 	tokens = Min(tokens, capacity());
-	last_cut_at = recovered_at = now;
+	recovered_at = now;
 }
 
 void
