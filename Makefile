@@ -24,6 +24,7 @@ OBJS = \
 	src/scan_state.o \
 	src/severity_counts.o \
 	src/scan_store.o \
+	src/catalog_store.o \
 	src/store_transaction.o \
 	src/poll_schedule.o \
 	src/retry_policy.o \
@@ -34,6 +35,9 @@ OBJS = \
 	src/job_list.o \
 	src/job_abort.o \
 	src/job_import.o \
+	src/job_sync.o \
+	src/job_target.o \
+	src/target_address.o \
 	src/launch_options.o \
 	src/table_work.o \
 	src/extension_watch.o \
@@ -42,6 +46,7 @@ OBJS = \
 	src/worker.o \
 	src/sql_api.o \
 	src/sql_gate.o \
+	src/sql_catalog.o \
 	src/scan_wait.o \
 	src/commit_wake.o \
 	src/scan_events.o
@@ -54,7 +59,7 @@ DATA        = $(wildcard sql/$(EXTENSION)--*.sql) $(wildcard $(EXTENSION)--*.con
 # installcheck` (after `make install`) runs them, as pg_cron's do, on a
 # temporary instance that preloads the library (test/regress.conf), so
 # they need no server of yours and touch none.
-REGRESS      = launch privileges abort reporting security state_machine relocate refresh wait
+REGRESS      = launch privileges abort reporting security state_machine relocate refresh wait catalog
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=test/regress.conf
 
 # TAP suites (test/t/*.pl, PostgreSQL::Test::Cluster against the project's

@@ -16,6 +16,9 @@ const char *const api_call_names[NUM_CALL_KINDS] = {
 	[CALL_RESULTS] = "results",
 	[CALL_SESSIONS] = "sessions",
 	[CALL_POLL_LIST] = "poll_list",
+	[CALL_SYNC] = "sync",
+	[CALL_ADD_TARGET] = "add_target",
+	[CALL_FIND_TARGET] = "find_target",
 };
 
 const char *const api_call_nouns[NUM_CALL_KINDS] = {
@@ -26,11 +29,15 @@ const char *const api_call_nouns[NUM_CALL_KINDS] = {
 	[CALL_RESULTS] = "findings request",
 	[CALL_SESSIONS] = "results request",
 	[CALL_POLL_LIST] = "status list request",
+	[CALL_SYNC] = "sync request",
+	[CALL_ADD_TARGET] = "target creation",
+	[CALL_FIND_TARGET] = "target list request",
 };
 
 const bool	api_call_urgent[NUM_CALL_KINDS] = {
 	[CALL_LAUNCH] = true,
 	[CALL_ABORT] = true,
+	[CALL_ADD_TARGET] = true,
 };
 
 const char *const api_outcome_names[NUM_OUTCOMES] = {

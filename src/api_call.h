@@ -19,6 +19,10 @@ typedef enum ApiCallKind
 								 * dates */
 	CALL_POLL_LIST,				/* GET /scans?q=scan_status:...: running
 								 * scans, a page at a time */
+	CALL_SYNC,					/* GET /targets, /scanning_profiles,
+								 * /report_templates: the catalogs */
+	CALL_ADD_TARGET,			/* POST /targets */
+	CALL_FIND_TARGET,			/* GET /targets after an unknown add */
 	NUM_CALL_KINDS
 } ApiCallKind;
 

@@ -430,7 +430,8 @@ api_uuid_text(const pg_uuid_t *u)
 }
 
 bool
-api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **error)
+api_created_id(const ApiResponse *r, Jsonb *body, const char *key, const char *what,
+			   pg_uuid_t *out, char **error)
 {
 	char	   *id;
 
@@ -449,14 +450,34 @@ api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **err
 			return true;
 	}
 	if (body && JsonContainerIsObject(&body->root) &&
-		(id = json_get_string(&body->root, "scan_id")) != NULL &&
+		(id = json_get_string(&body->root, key)) != NULL &&
 		api_parse_uuid(id, strlen(id), out))
 		return true;
 
-	*error = psprintf("the launch was accepted (HTTP %ld) but the response carried no usable scan id (Location: %s)",
-					  r->http_status,
+	*error = psprintf("the %s was accepted (HTTP %ld) but the response carried no usable %s (Location: %s)",
+					  what, r->http_status, key,
 					  r->location ? api_printable(r->location, 200) : "none");
 	return false;
+}
+
+bool
+api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out, char **error)
+{
+	return api_created_id(r, body, "scan_id", "launch", out, error);
+}
+
+bool
+api_target_item(JsonbValue *item, pg_uuid_t *target_id, char **address)
+{
+	JsonbContainer *obj;
+	char	   *id;
+
+	if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
+		return false;
+	obj = item->val.binary.data;
+	id = json_get_string(obj, "target_id");
+	*address = json_get_string(obj, "address");
+	return id != NULL && *address != NULL && api_parse_uuid(id, strlen(id), target_id);
 }
 
 bool

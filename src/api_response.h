@@ -61,9 +61,19 @@ extern bool api_parse_timestamp(const char *s, TimestampTz *out);
 extern bool api_parse_uuid(const char *s, size_t len, pg_uuid_t *out);
 extern char *api_uuid_text(const pg_uuid_t *u);
 
-/* The new scan's id from a 201: Location first, then body.scan_id. */
+/*
+ * A created object's id from a 201: the last segment of Location first,
+ * then body.<key>.  `what` names the request in the error.
+ */
+extern bool api_created_id(const ApiResponse *r, Jsonb *body, const char *key,
+						   const char *what, pg_uuid_t *out, char **error);
+
+/* The new scan's id from a 201 (api_created_id of scan_id). */
 extern bool api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out,
 							   char **error);
+
+/* A target list item (GET /targets): its id and address; false if it has none. */
+extern bool api_target_item(JsonbValue *item, pg_uuid_t *target_id, char **address);
 
 /* One scan's state as the API reports it (either response shape). */
 typedef struct ApiScanState

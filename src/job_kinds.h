@@ -7,6 +7,7 @@
 
 #include "utils/jsonb.h"
 
+#include "catalog_store.h"
 #include "scan_store.h"
 
 /* job_launch.c: a claimed launch, and a launch whose outcome is unknown. */
@@ -36,5 +37,18 @@ extern void job_abort_start(const TableClaim *claim);
 
 /* job_import.c: the findings of a finished scan, page by page. */
 extern void job_import_start(const TableClaim *claim);
+
+/*
+ * job_sync.c: sync rounds of the catalogs.  configure at start and on
+ * reload; a sync invicti_sync() asked for at requested_at; when the next
+ * round is due (0: none); start it when due.
+ */
+extern void job_sync_configure(void);
+extern void job_sync_note_request(TimestampTz requested_at);
+extern TimestampTz job_sync_next_round_at(void);
+extern bool job_sync_start_round(TimestampTz now);
+
+/* job_target.c: a claimed target request (sent, or reconciled). */
+extern void job_target_start(const TargetClaim *claim);
 
 #endif

@@ -67,6 +67,13 @@ typedef struct RowFailures
 } RowFailures;
 static HTAB *row_failures = NULL;
 
+/* How a job's row is named in messages. */
+static const char *const rows_noun[] = {
+	[ROWS_SCANS] = "scan row",
+	[ROWS_TARGET_REQUESTS] = "target request",
+	[ROWS_NONE] = "sync round",
+};
+
 void
 jobs_init(void)
 {
@@ -155,20 +162,25 @@ jobs_held(void)
 }
 
 int
-jobs_busy_ids(int64 **ids)
+jobs_busy_ids(JobRows rows, int64 **ids)
 {
-	dlist_iter	it;
+	dlist_head *lists[4] = {&in_flight, &waiting, &held[0], &held[1]};
 	int			n = 0;
-	int			u;
+	int			l;
 
 	*ids = palloc(sizeof(int64) * Max(n_in_flight + n_waiting + n_held, 1));
-	dlist_foreach(it, &in_flight)
-		(*ids)[n++] = dlist_container(Job, node, it.cur)->row_id;
-	dlist_foreach(it, &waiting)
-		(*ids)[n++] = dlist_container(Job, node, it.cur)->row_id;
-	for (u = 0; u < 2; u++)
-		dlist_foreach(it, &held[u])
-			(*ids)[n++] = dlist_container(Job, node, it.cur)->row_id;
+	for (l = 0; l < (int) lengthof(lists); l++)
+	{
+		dlist_iter	it;
+
+		dlist_foreach(it, lists[l])
+		{
+			Job		   *job = dlist_container(Job, node, it.cur);
+
+			if (job->kind->rows == rows)
+				(*ids)[n++] = job->row_id;
+		}
+	}
 	return n;
 }
 
@@ -511,8 +523,8 @@ warn_unrecorded(Job *job, const char *error)
 	if (log_limit_allow(&record_warnings, &suppressed))
 		ereport(WARNING,
 				(errmsg_internal("invicti_scan worker: could not record a result: %s", error),
-				 errdetail("The result of a %s for scan row " INT64_FORMAT " is %s.%s",
-						   api_call_nouns[job->call], job->row_id,
+				 errdetail("The result of a %s for %s " INT64_FORMAT " is %s.%s",
+						   api_call_nouns[job->call], rows_noun[job->kind->rows], job->row_id,
 						   job->kind->record_failure ? "recorded as a failure instead" :
 						   "tried again in a later turn",
 						   suppressed ? psprintf(" %d similar messages were suppressed.", suppressed) : "")));
@@ -538,10 +550,14 @@ record_due(void *arg pg_attribute_unused())
 		if (job->not_before <= now)
 		{
 			due[n] = job;
-			ids[n++] = job->row_id;
+			/* only scan rows are locked first: no other row is shared */
+			ids[n++] = job->kind->rows == ROWS_SCANS ? job->row_id : 0;
 		}
 	}
 	scan_store_lock_rows(ids, n, locked, busy);
+	for (i = 0; i < n; i++)
+		if (due[i]->kind->rows != ROWS_SCANS)
+			busy[i] = false;
 	record_batches(due, busy, n);
 
 	for (i = 0; i < n; i++)
@@ -583,8 +599,8 @@ record_due(void *arg pg_attribute_unused())
 				 * reconciled by the next sweep; other work is done again.
 				 */
 				ereport(WARNING,
-						(errmsg("invicti_scan worker: giving up on the result of a %s for scan row " INT64_FORMAT,
-								api_call_nouns[job->call], job->row_id)));
+						(errmsg("invicti_scan worker: giving up on the result of a %s for %s " INT64_FORMAT,
+								api_call_nouns[job->call], rows_noun[job->kind->rows], job->row_id)));
 				job->recorded = job->record_failed = true;
 			}
 		}
@@ -666,6 +682,8 @@ discard_list(dlist_head *list, int *count)
 
 		dlist_delete(&job->node);
 		(*count)--;
+		if (job->kind->dropped)
+			job->kind->dropped(job);
 		free_job(job);
 	}
 }

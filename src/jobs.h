@@ -25,10 +25,19 @@ typedef enum JobNext
 	NEXT_FINISHED				/* nothing to record: the job is over */
 } JobNext;
 
+/* Which table a job's row_id names. */
+typedef enum JobRows
+{
+	ROWS_SCANS = 0,				/* invicti_scans (the default) */
+	ROWS_TARGET_REQUESTS,		/* invicti_target_requests */
+	ROWS_NONE					/* no row: row_id is 0 (a catalog sync) */
+} JobRows;
+
 typedef struct JobKind
 {
 	ApiCallKind call;			/* its name in statistics and messages */
 	bool		durable;		/* its verdicts need a synchronous commit */
+	JobRows		rows;			/* what row_id names */
 
 	/*
 	 * The request for the job's current step, allocated in the current
@@ -74,6 +83,9 @@ typedef struct JobKind
 	 * send the job's next request (its next page), false to end the job.
 	 */
 	bool		(*recorded) (Job *job, TimestampTz now);
+
+	/* Optional: the job is dropped unfinished (the extension went away). */
+	void		(*dropped) (Job *job);
 } JobKind;
 
 struct Job
@@ -151,9 +163,12 @@ extern int	job_row_failures(int64 id);
 extern void job_clear_row_failures(int64 id);
 extern void jobs_forget_failures(void);
 
-/* Requests in flight, and row ids of every job not finished. */
+/*
+ * Requests in flight, and the row ids (in table `rows`) of every job not
+ * finished.
+ */
 extern int	jobs_in_flight(void);
-extern int	jobs_busy_ids(int64 **ids);
+extern int	jobs_busy_ids(JobRows rows, int64 **ids);
 
 /* Take finished transfers and judge them (outside any transaction). */
 extern void jobs_collect(void);

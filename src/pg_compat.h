@@ -15,6 +15,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "utils/acl.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -79,6 +80,17 @@ compat_schema_privilege(Oid nsp, Oid roleid, AclMode mode)
 	return object_aclcheck(NamespaceRelationId, nsp, roleid, mode) == ACLCHECK_OK;
 #else
 	return pg_namespace_aclcheck(nsp, roleid, mode) == ACLCHECK_OK;
+#endif
+}
+
+/* Whether roleid may execute function fn. */
+static inline bool
+compat_function_privilege(Oid fn, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, fn, roleid, ACL_EXECUTE) == ACLCHECK_OK;
+#else
+	return pg_proc_aclcheck(fn, roleid, ACL_EXECUTE) == ACLCHECK_OK;
 #endif
 }
 

@@ -56,6 +56,7 @@ bool		invicti_notify = false;
 int			invicti_history_days = 0;
 int			invicti_poll_method = POLL_METHOD_AUTO;
 int			invicti_max_requests_per_minute = 120;
+int			invicti_sync_interval_s = 3600;
 
 static const struct config_enum_entry poll_method_options[] = {
 	{"auto", POLL_METHOD_AUTO, false},
@@ -413,6 +414,14 @@ invicti_define_settings(void)
 							"rate for a while.",
 							&invicti_max_requests_per_minute, 120, 0, 60000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.sync_interval",
+							"Time between two syncs of the targets, scanning profiles and report "
+							"templates; 0 syncs only when invicti_sync() asks.",
+							"The worker also syncs when it starts.",
+							&invicti_sync_interval_s, 3600, 0, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("invicti_scan");

@@ -25,6 +25,7 @@ extern bool invicti_notify;
 extern int	invicti_history_days;
 extern int	invicti_poll_method;
 extern int	invicti_max_requests_per_minute;
+extern int	invicti_sync_interval_s;
 
 /* invicti_scan.poll_method */
 typedef enum PollMethod

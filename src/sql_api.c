@@ -39,6 +39,8 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 
 #include "commit_wake.h"
 #include "launch_options.h"
@@ -51,6 +53,7 @@
 #include "sql_api.h"
 
 PG_FUNCTION_INFO_V1(invicti_launch_scan);
+PG_FUNCTION_INFO_V1(invicti_launch_scan_by_profile);
 PG_FUNCTION_INFO_V1(invicti_abort_scan);
 PG_FUNCTION_INFO_V1(invicti_scan_worker_stats);
 PG_FUNCTION_INFO_V1(invicti_refresh_scan);
@@ -65,8 +68,8 @@ PG_FUNCTION_INFO_V1(invicti_scan_state_moves);
  * A launch in a database the worker does not watch would wait forever; say
  * so now.  Only meaningful when the worker exists (library preloaded).
  */
-static void
-check_worker_database(void)
+void
+invicti_check_worker_database(void)
 {
 	char	   *here;
 
@@ -174,6 +177,21 @@ insert_launch_row(void *p)
 	SPI_finish();
 }
 
+/* Queue the launch described by args (its target, profile and options set). */
+static int64
+queue_launch(LaunchArgs *args, Oid owner)
+{
+	if (args->options)
+		launch_options_check(args->options);
+	invicti_check_worker_database();
+
+	args->caller = GetUserId();
+	invicti_run_pinned(owner, insert_launch_row, args);
+
+	invicti_wake_worker_at_commit();
+	return args->id;
+}
+
 Datum
 invicti_launch_scan(PG_FUNCTION_ARGS)
 {
@@ -184,16 +202,64 @@ invicti_launch_scan(PG_FUNCTION_ARGS)
 	args.profile = required_uuid_arg(fcinfo, 1, "profile_id");
 	/* invicti_launch_scan(target_id, profile_id, options jsonb) */
 	args.options = PG_NARGS() > 2 && !PG_ARGISNULL(2) ? PG_GETARG_JSONB_P(2) : NULL;
-	if (args.options)
-		launch_options_check(args.options);
-	check_worker_database();
-
-	args.caller = GetUserId();
 	args.relid = invicti_scans_relid(fcinfo, &owner);
-	invicti_run_pinned(owner, insert_launch_row, &args);
+	PG_RETURN_INT64(queue_launch(&args, owner));
+}
 
-	invicti_wake_worker_at_commit();
-	PG_RETURN_INT64(args.id);
+/*
+ * Who may call invicti_launch_scan(uuid, text): whoever may call the
+ * (uuid, uuid) launch next to it.  PostgreSQL resolves a call with two
+ * quoted literals to the text overload, so it must not need a grant of its
+ * own (a grant on the uuid launch would then stop working for them): it is
+ * executable by PUBLIC and checks the uuid launch's privilege here.
+ */
+static void
+check_launch_privilege(FunctionCallInfo fcinfo)
+{
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+	Oid			argtypes[2] = {UUIDOID, UUIDOID};
+	List	   *name = list_make2(makeString(get_namespace_name(nsp)),
+								  makeString("invicti_launch_scan"));
+	Oid			fn = LookupFuncName(name, 2, argtypes, false);
+
+	if (!compat_function_privilege(fn, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function invicti_launch_scan(uuid, uuid)"),
+				 errdetail("invicti_launch_scan(uuid, text) is allowed to the roles that may execute invicti_launch_scan(uuid, uuid)."),
+				 errhint("The extension's owner can GRANT EXECUTE ON FUNCTION invicti_launch_scan(uuid, uuid) TO the role.")));
+}
+
+/*
+ * invicti_launch_scan(target_id uuid, profile text): the profile by its
+ * name as synced (or its id written as text), resolved now.
+ */
+Datum
+invicti_launch_scan_by_profile(PG_FUNCTION_ARGS)
+{
+	static const pg_uuid_t nil;
+	LaunchArgs	args;
+	Oid			owner;
+	char	   *profile;
+
+	check_launch_privilege(fcinfo);
+	args.target = required_uuid_arg(fcinfo, 0, "target_id");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("profile must not be null"),
+				 errdetail("invicti_launch_scan needs a scanning profile, by name or id.")));
+	profile = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	args.options = NULL;
+	args.relid = invicti_scans_relid(fcinfo, &owner);
+	args.profile = palloc(sizeof(pg_uuid_t));
+	invicti_resolve_profile(owner, args.relid, profile, args.profile);
+	if (memcmp(args.profile, &nil, sizeof(nil)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("profile must not be the nil UUID"),
+				 errdetail("Invicti ids are never 00000000-0000-0000-0000-000000000000.")));
+	PG_RETURN_INT64(queue_launch(&args, owner));
 }
 
 typedef struct AbortArgs
@@ -333,7 +399,7 @@ refresh_scan(FunctionCallInfo fcinfo, bool by_scan_id)
 		args.id = PG_GETARG_INT64(0);
 		what = psprintf("scan " INT64_FORMAT, args.id);
 	}
-	check_worker_database();
+	invicti_check_worker_database();
 	args.relid = invicti_scans_relid(fcinfo, &owner);
 	invicti_run_pinned(owner, find_row_to_refresh, &args);
 

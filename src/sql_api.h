@@ -6,6 +6,7 @@
 #define INVICTI_SQL_API_H
 
 #include "fmgr.h"
+#include "utils/uuid.h"
 
 /* An error unless the library was preloaded (its shared memory exists). */
 extern void invicti_require_preloaded(void);
@@ -22,5 +23,20 @@ extern Oid	invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner);
  * InvalidOid.  Both are restored afterwards, or by the transaction's abort.
  */
 extern void invicti_run_pinned(Oid owner, void (*fn) (void *), void *arg);
+
+/*
+ * An error when the worker does not run in this database: a row queued here
+ * would never be sent.  Only checked when the library is preloaded.
+ */
+extern void invicti_check_worker_database(void);
+
+/*
+ * sql_catalog.c: the scanning profile `profile` names (its id written as
+ * text, or its name as synced, exactly or else ignoring case), read as
+ * `owner` from the schema of relid; an error when no profile or more than
+ * one has the name.
+ */
+extern void invicti_resolve_profile(Oid owner, Oid relid, const char *profile,
+									pg_uuid_t *out);
 
 #endif

@@ -51,6 +51,7 @@
 #include "utils/timestamp.h"
 
 #include "invicti_scan.h"
+#include "catalog_store.h"
 #include "scan_store.h"
 #include "store_transaction.h"
 
@@ -111,6 +112,7 @@ remember_tables(Oid oid, Oid nsp)
 	findings_table = MemoryContextStrdup(TopMemoryContext,
 										 psprintf("%s.invicti_vulnerabilities", schema));
 	scan_store_set_tables(scans_table, findings_table);
+	catalog_store_set_schema(schema);
 	ext_oid = oid;
 	ext_nsp = nsp;
 	ext_changed = true;

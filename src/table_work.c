@@ -1,6 +1,7 @@
 /*
  * table_work.c
- *		Reading what the invicti_scans table says is due, and claiming it.
+ *		Reading what the invicti_scans and invicti_target_requests tables
+ *		say is due, and claiming it.
  *
  * Launches, reconciliations, aborts and imports are scheduled in the table
  * (next_attempt_at, indexed only for rows not 'poll' or 'done'), so they
@@ -15,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "catalog_store.h"
 #include "jobs.h"
 #include "job_kinds.h"
 #include "invicti_scan.h"
@@ -31,7 +33,31 @@ typedef struct ClaimArgs
 	LaunchClaim *launches;
 	int			nw;
 	TableClaim *work;
+	int			nt;
+	TargetClaim *targets;
+	TimestampTz sync_requested_at;
 } ClaimArgs;
+
+/* invicti_target_requests: like launches, and the sync invicti_sync() asked for. */
+static TimestampTz
+claim_catalog_work(ClaimArgs *a, bool sweep, int slots)
+{
+	int64	   *busy;
+	int			nbusy = jobs_busy_ids(ROWS_TARGET_REQUESTS, &busy);
+	int64	   *all;
+	int			i;
+
+	if (sweep)
+		(void) catalog_store_sweep_targets(busy, nbusy, a->req->reconcile_at);
+	if (slots > 0)
+		a->nt = catalog_store_claim_targets(busy, nbusy, slots, &a->targets);
+	all = palloc(sizeof(int64) * (nbusy + a->nt + 1));
+	memcpy(all, busy, sizeof(int64) * nbusy);
+	for (i = 0; i < a->nt; i++)
+		all[nbusy + i] = a->targets[i].id;
+	a->sync_requested_at = catalog_store_sync_requested_at();
+	return catalog_store_targets_next_due(all, nbusy + a->nt);
+}
 
 static void
 add_running_scan(int64 id, const pg_uuid_t *scan_id)
@@ -49,6 +75,7 @@ claim(void *arg)
 	int			nbusy;
 	int			i;
 	bool		sweep = req->sweep;
+	TimestampTz targets_due;
 
 	if (store_extension_changed())
 	{
@@ -76,7 +103,7 @@ claim(void *arg)
 	 * Rows left 'sending' by a previous worker (or by a verdict that could
 	 * not be recorded) get reconciled, never resent.
 	 */
-	nbusy = jobs_busy_ids(&busy);
+	nbusy = jobs_busy_ids(ROWS_SCANS, &busy);
 	if (sweep)
 		(void) scan_store_sweep_sending(busy, nbusy, req->reconcile_at);
 
@@ -92,6 +119,10 @@ claim(void *arg)
 	for (i = 0; i < a->nw; i++)
 		all[nbusy + i] = a->work[i].id;
 	a->res->next_due = scan_store_next_due(all, nbusy + a->nw, req->imports);
+
+	targets_due = claim_catalog_work(a, sweep, req->slots - a->nl - a->nw);
+	if (targets_due != 0 && (a->res->next_due == 0 || targets_due < a->res->next_due))
+		a->res->next_due = targets_due;
 }
 
 StoreStatus
@@ -127,7 +158,10 @@ table_work_claim(const ClaimRequest *req, ClaimResult *res)
 				break;
 		}
 	}
-	res->started = a.nl + a.nw;
+	for (i = 0; i < a.nt; i++)
+		job_target_start(&a.targets[i]);
+	job_sync_note_request(a.sync_requested_at);
+	res->started = a.nl + a.nw + a.nt;
 	return STORE_READY;
 }
 

@@ -16,7 +16,8 @@
  *   4. take invicti_refresh_scan() requests, release requests the budget
  *      held (request_budget.c), then start what is due of the running
  *      scans: a list round (job_list.c) or single polls (poll_schedule.c),
- *      as far as the budget allows;
+ *      and a sync round of the catalogs (job_sync.c), as far as the budget
+ *      allows;
  *   5. sleep in a WaitEventSet on the latch, postmaster death and libcurl's
  *      sockets, until the earliest thing that is due.
  * The worker learns of new work at commit, through its latch (launches,
@@ -235,6 +236,8 @@ start_due_polls(TimestampTz now)
 
 	if (may_send() && budget_available(false, 1) > 0)
 		(void) job_list_start_round(now);
+	if (may_send() && budget_available(false, 1) > 0)
+		(void) job_sync_start_round(now);
 	while (may_send() && budget_available(false, 1) > 0 &&
 		   poll_schedule_take_due(now, &id, &scan_id, &failures))
 		job_poll_start(id, &scan_id);
@@ -359,6 +362,7 @@ sleep_ms(void)
 		TimestampTz held = jobs_next_release_at();
 		TimestampTz poll_due = poll_schedule_next_due();
 		TimestampTz round_due = job_list_next_round_at();
+		TimestampTz sync_due = job_sync_next_round_at();
 
 		if (held != 0)
 			t = Min(t, ms_until(held, now));
@@ -370,6 +374,8 @@ sleep_ms(void)
 				t = Min(t, ms_until(Max(poll_due, budget), now));
 			if (round_due != 0)
 				t = Min(t, ms_until(Max(round_due, budget), now));
+			if (sync_due != 0)
+				t = Min(t, ms_until(Max(sync_due, budget), now));
 			if (w.next_table_due != 0)
 				t = Min(t, ms_until(Max(w.next_table_due, budget_next_at(true)), now));
 		}
@@ -523,6 +529,7 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 	worker_config_load();
 	budget_configure();
 	job_list_configure();
+	job_sync_configure();
 
 	for (;;)
 	{
@@ -536,6 +543,7 @@ invicti_worker_main(Datum main_arg pg_attribute_unused())
 			(void) worker_config_reload();
 			budget_configure();
 			job_list_configure();
+			job_sync_configure();
 			/* a shorter poll_interval applies now, not after the old one */
 			if (invicti_poll_interval_s < old_interval)
 				poll_schedule_clamp(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),

@@ -1,0 +1,196 @@
+/* invicti_scan--1.4--1.5.sql: the configure step of the vendor's workflow in
+   SQL: targets, scanning profiles and report templates kept in sync with
+   the API, targets added at most once, scans launched by profile name. */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION invicti_scan UPDATE TO '1.5'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- The catalogs: what the API lists, copied by the worker (GET /targets page
+-- by page, GET /scanning_profiles, GET /report_templates) every
+-- invicti_scan.sync_interval and when invicti_sync() asks.  A row the API
+-- no longer lists is marked vanished_at by the first complete sync that
+-- misses it, never deleted; it is unmarked if it comes back.  raw is the
+-- item as the API sent it.  Only the worker writes them.
+--
+-- They have no owner per row (the API token sees every target), so there
+-- is no row-level policy: SELECT is granted to invicti_scan_read_all and,
+-- by the tables' owner, to whoever else should see them.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE invicti_targets (
+    target_id       uuid PRIMARY KEY,
+    address         text NOT NULL,
+    description     text NOT NULL DEFAULT '',
+    criticality     integer,
+    last_scan_id    uuid,
+    last_scan_session_id uuid,
+    last_scan_session_status text,
+    raw             jsonb NOT NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    synced_at       timestamptz NOT NULL,
+    vanished_at     timestamptz
+);
+CREATE INDEX invicti_targets_address_idx ON invicti_targets (address);
+COMMENT ON TABLE invicti_targets IS
+    'the Invicti targets the API lists, kept in sync by the invicti_scan worker';
+COMMENT ON COLUMN invicti_targets.criticality IS 'Critical 30, High 20, Normal 10, Low 0';
+COMMENT ON COLUMN invicti_targets.last_scan_session_status IS 'status of the target''s last scan, as the API said';
+COMMENT ON COLUMN invicti_targets.raw IS 'the target as the API sent it';
+COMMENT ON COLUMN invicti_targets.synced_at IS 'when a sync last saw the target';
+COMMENT ON COLUMN invicti_targets.vanished_at IS 'when a complete sync first no longer listed the target; NULL while listed';
+
+CREATE TABLE invicti_scanning_profiles (
+    profile_id      uuid PRIMARY KEY,
+    name            text NOT NULL,
+    custom          boolean,
+    sort_order      integer,
+    raw             jsonb NOT NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    synced_at       timestamptz NOT NULL,
+    vanished_at     timestamptz
+);
+CREATE INDEX invicti_scanning_profiles_name_idx ON invicti_scanning_profiles (pg_catalog.lower(name));
+COMMENT ON TABLE invicti_scanning_profiles IS
+    'the Invicti scanning profiles (scan types) the API lists, kept in sync by the invicti_scan worker';
+COMMENT ON COLUMN invicti_scanning_profiles.vanished_at IS 'when a complete sync first no longer listed the profile; NULL while listed';
+
+CREATE TABLE invicti_report_templates (
+    template_id     uuid PRIMARY KEY,
+    name            text NOT NULL,
+    template_group  text,
+    raw             jsonb NOT NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    synced_at       timestamptz NOT NULL,
+    vanished_at     timestamptz
+);
+COMMENT ON TABLE invicti_report_templates IS
+    'the Invicti report templates the API lists, kept in sync by the invicti_scan worker';
+
+-- One row per catalog: how its last sync went.
+CREATE TABLE invicti_sync_status (
+    catalog         text PRIMARY KEY
+                    CHECK (catalog IN ('targets', 'scanning_profiles', 'report_templates')),
+    requested_at    timestamptz,
+    started_at      timestamptz,
+    succeeded_at    timestamptz,
+    items           integer,
+    skipped         integer,
+    vanished        integer,
+    last_error      text,
+    last_error_at   timestamptz
+);
+INSERT INTO invicti_sync_status (catalog)
+    VALUES ('targets'), ('scanning_profiles'), ('report_templates');
+COMMENT ON TABLE invicti_sync_status IS
+    'per catalog: when the worker last synced it, how many items it stored and skipped, and the last error';
+COMMENT ON COLUMN invicti_sync_status.skipped IS
+    'items of the last sync that could not be stored (no valid id, a field beyond the spec''s limits), named in last_error';
+
+-- ---------------------------------------------------------------------------
+-- Adding targets: a row per request, sent after commit, at most once.  The
+-- worker marks a row 'sending' durably before its POST leaves; a row found
+-- 'sending' after a crash is reconciled by address against GET /targets,
+-- never sent blind.  A role sees the requests it made (by role OID, as for
+-- scans); members of invicti_scan_read_all see all.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE invicti_target_requests (
+    id              bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    address         text NOT NULL CHECK (pg_catalog.length(address) BETWEEN 1 AND 1024),
+    description     text NOT NULL DEFAULT '' CHECK (pg_catalog.length(description) <= 1024),
+    criticality     integer NOT NULL DEFAULT 10 CHECK (criticality IN (0, 10, 20, 30)),
+    status          text NOT NULL DEFAULT 'pending'
+                    CONSTRAINT invicti_target_requests_status_check
+                    CHECK (status IN ('pending', 'sending', 'reconcile', 'created', 'failed')),
+    target_id       uuid,
+    last_error      text,
+    requested_by    name NOT NULL,
+    requested_by_oid oid NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz DEFAULT pg_catalog.now(),
+    last_attempt_at timestamptz,
+    CHECK ((status = 'created') = (target_id IS NOT NULL))
+);
+-- At most one request per address on its way: a second one is refused.
+CREATE UNIQUE INDEX invicti_target_requests_open_idx ON invicti_target_requests (address)
+    WHERE status IN ('pending', 'sending', 'reconcile');
+CREATE INDEX invicti_target_requests_due_idx ON invicti_target_requests (next_attempt_at)
+    WHERE status IN ('pending', 'reconcile');
+COMMENT ON TABLE invicti_target_requests IS
+    'one row per invicti_add_target() call; the worker creates the target (at most once) and records its target_id';
+COMMENT ON COLUMN invicti_target_requests.status IS
+    'pending, sending (request under way), reconcile (outcome unknown: looked up by address), created, failed';
+
+-- ---------------------------------------------------------------------------
+-- Privileges: the tables belong to invicti_scan_owner (the worker and the
+-- functions act as it); nobody else writes them.
+-- ---------------------------------------------------------------------------
+ALTER TABLE invicti_targets OWNER TO invicti_scan_owner;
+ALTER TABLE invicti_scanning_profiles OWNER TO invicti_scan_owner;
+ALTER TABLE invicti_report_templates OWNER TO invicti_scan_owner;
+ALTER TABLE invicti_sync_status OWNER TO invicti_scan_owner;
+ALTER TABLE invicti_target_requests OWNER TO invicti_scan_owner;
+
+REVOKE ALL ON invicti_targets, invicti_scanning_profiles, invicti_report_templates,
+              invicti_sync_status, invicti_target_requests FROM PUBLIC;
+GRANT SELECT ON invicti_targets, invicti_scanning_profiles, invicti_report_templates,
+                invicti_sync_status, invicti_target_requests TO invicti_scan_read_all;
+
+ALTER TABLE invicti_target_requests ENABLE ROW LEVEL SECURITY;
+CREATE POLICY invicti_target_requests_visible ON invicti_target_requests FOR SELECT
+    USING (requested_by_oid = (SELECT r.oid FROM pg_catalog.pg_roles r
+                               WHERE r.rolname = CURRENT_USER)
+           OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                      WHERE r.rolname = 'invicti_scan_read_all'
+                        AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+COMMENT ON POLICY invicti_target_requests_visible ON invicti_target_requests IS
+    'a role sees the target requests it made; members of invicti_scan_read_all see all';
+
+-- Requests are user data; the catalogs are copies of the API's, kept so a
+-- restored database can launch by name before its first sync.
+SELECT pg_catalog.pg_extension_config_dump('invicti_target_requests', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('invicti_target_requests', 'id'), '');
+COMMENT ON SEQUENCE invicti_target_requests_id_seq IS 'ids of invicti_target_requests';
+SELECT pg_catalog.pg_extension_config_dump('invicti_targets', '');
+SELECT pg_catalog.pg_extension_config_dump('invicti_scanning_profiles', '');
+SELECT pg_catalog.pg_extension_config_dump('invicti_report_templates', '');
+
+-- ---------------------------------------------------------------------------
+-- Functions.  Like the others they are written in C, record the caller and
+-- write as the tables' owner with a pinned search_path; none of them waits
+-- for the network.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION invicti_sync()
+RETURNS void
+AS 'MODULE_PATHNAME', 'invicti_sync'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION invicti_sync() FROM PUBLIC;
+COMMENT ON FUNCTION invicti_sync() IS
+    'have the worker sync targets, scanning profiles and report templates now (after commit); never waits';
+
+CREATE FUNCTION invicti_add_target(address text, description text DEFAULT '',
+                                   criticality integer DEFAULT 10)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'invicti_add_target'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION invicti_add_target(text, text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION invicti_add_target(text, text, integer) IS
+    'queue a new Invicti target (created by the worker after commit, at most once); returns the request id';
+
+-- Launch by profile name (or id written as text).  PostgreSQL prefers this
+-- overload for a call with two quoted literals, so it takes profile ids as
+-- well, and it needs no grant of its own: it is executable by PUBLIC and
+-- lets in exactly the roles that may execute invicti_launch_scan(uuid,
+-- uuid), whose grants keep working for such calls.
+CREATE FUNCTION invicti_launch_scan(target_id uuid, profile text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'invicti_launch_scan_by_profile'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+GRANT EXECUTE ON FUNCTION invicti_launch_scan(uuid, text) TO PUBLIC;
+COMMENT ON FUNCTION invicti_launch_scan(uuid, text) IS
+    'queue an Invicti scan of target_id with a scanning profile given by name (as synced) or id; allowed to whoever may execute invicti_launch_scan(uuid, uuid); returns the row id';
