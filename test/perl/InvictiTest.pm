@@ -115,6 +115,9 @@ sub new_node
 		# the tests check behaviour, not the budget (its default of 120 a
 		# minute would make them wait): no limit unless a test sets one
 		'invicti_scan.max_requests_per_minute' => 0,
+		# nor the catalogs (their sync would add requests the tests count):
+		# only when invicti_sync() asks, unless a test sets an interval
+		'invicti_scan.sync_interval' => 0,
 	);
 	$settings{'invicti_scan.base_url'} = "'" . $opt{sim}->api_url . "'"
 	  if $opt{sim};
@@ -305,6 +308,46 @@ sub targets
 {
 	my ($self, @targets) = @_;
 	return $self->control('PUT', '/_sim/targets', { targets => \@targets });
+}
+
+# Remove a target as DELETE /api/v1/targets/<id> would (its scans and
+# reports go too), behind the client's back: no API request, nothing logged.
+sub delete_target
+{
+	my ($self, $target_id) = @_;
+	return $self->control('DELETE', "/_sim/targets/$target_id");
+}
+
+# Replace the scanning profile store: list of hashrefs {profile_id, name,
+# custom, sort_order, checks}; none empties it (reset restores the built-in).
+sub profiles
+{
+	my ($self, @profiles) = @_;
+	return $self->control('PUT', '/_sim/profiles', { profiles => \@profiles });
+}
+
+# Replace the report templates: list of hashrefs {template_id, name, group}.
+sub report_templates
+{
+	my ($self, @templates) = @_;
+	return $self->control('PUT', '/_sim/report_templates',
+		{ templates => \@templates });
+}
+
+# Every report the simulator ever created, with its status, keyed by report_id.
+sub sim_reports
+{
+	my ($self) = @_;
+	my $res = $self->control('GET', '/_sim/reports');
+	return { map { $_->{report_id} => $_ } @{ $res->{reports} } };
+}
+
+# Pin a report's status (undef unpins); returns the report as /_sim/reports has it.
+sub force_report
+{
+	my ($self, $report_id, $status) = @_;
+	return $self->control('POST', "/_sim/reports/$report_id/force",
+		{ status => $status });
 }
 
 # Replace the fault rules (none = clear).

@@ -6,15 +6,19 @@ What it is for
     talks to this server instead of a real Invicti instance (none is reachable
     from the build machines).  It implements, over real HTTP/1.1 on loopback,
     what a client of the API calls: launch, monitor (both known response
-    shapes), abort / pause / resume / delete, results, vulnerabilities, lists
-    with both pagination styles, targets, scanning profiles and /me.  Scans
-    follow a deterministic timeline measured in "time units" whose length is
-    configurable, so a multi-hour scan can run in a second.
+    shapes), abort / resume / delete, results, vulnerabilities, lists
+    with both pagination styles, targets and scanning profiles (created,
+    changed, deleted), report templates, and reports with their HTML and PDF
+    downloads.  Scans and reports follow a deterministic timeline measured
+    in "time units" whose length is configurable, so a multi-hour scan can
+    run in a second.
 
     A second, plain-HTTP listener (the control API, paths /_sim/...) lets
-    tests add targets, inject faults (latency, error statuses, dropped or
+    tests add or delete targets, replace the scanning profiles and report
+    templates, inject faults (latency, error statuses, dropped or
     truncated responses, garbage, HTML, huge or slow bodies), simulate an
-    outage (connection refused), pin scan states, and read the request log.
+    outage (connection refused), pin scan and report states, and read the
+    request log.
 
 What it must never do
     * Listen anywhere but the address it is given (default 127.0.0.1), or
@@ -38,7 +42,9 @@ Where things are (package sim/, next to this file):
     faults.py       fault rules and how they change answers
     requestlog.py   the request log and statistics
     simulator.py    the state that ties them together
-    api.py          the Invicti API routes
+    api.py          the Invicti API routes (scans), mixing in:
+    resources.py    targets and scanning profiles (create, change, delete)
+    reports.py      report templates, reports and their downloaded files
     control.py      the control API (/_sim/...)
     cli.py          command line and main loop
 """

@@ -11,6 +11,7 @@ the *_KEYS sets below are the properties its schemas allow.
 
 import email.utils
 import hashlib
+import html.parser
 import http.client
 import json
 import os
@@ -238,6 +239,17 @@ class Simulator:
 
     def add_targets(self, *specs):
         return self.ctl("PUT", "/targets", {"targets": list(specs)})
+
+    def new_report(self, source, template_id="11111111-1111-1111-1111-111111111111"):
+        reply = self.api("POST", "/reports", {"template_id": template_id, "source": source})
+        if reply.status != 201:
+            raise AssertionError(f"new report: {reply.status} {reply.body!r}")
+        return reply.json()
+
+    def wait_report(self, report_id, status="completed", timeout=15):
+        return wait_until(lambda: (lambda r: r if r["status"] == status else None)(
+            self.api("GET", f"/reports/{report_id}").json()), timeout=timeout,
+            message=f"report {report_id} {status}")
 
     def config(self, **changes):
         return self.ctl("POST", "/config", changes)
@@ -1350,6 +1362,724 @@ class TimelineTests(SimTestCase):
 
 
 # ---------------------------------------------------------------------------
+# Targets, scanning profiles, report templates and reports
+# ---------------------------------------------------------------------------
+
+REPORT_KEYS = {"report_id", "source", "template_id", "template_name", "template_type",
+               "generation_date", "status", "download"}
+REPORT_SOURCE_KEYS = {"description", "list_type", "id_list"}
+TEMPLATE_KEYS = {"name", "group", "template_id", "accepted_sources"}
+DEVELOPER = "11111111-1111-1111-1111-111111111111"
+BUILTIN_TEMPLATES = [
+    (DEVELOPER, "Developer", "Standard Reports"),
+    ("11111111-1111-1111-1111-111111111112", "Quick", "Standard Reports"),
+    ("11111111-1111-1111-1111-111111111113", "Executive Summary", "Standard Reports"),
+    ("11111111-1111-1111-1111-111111111114", "HIPAA", "Standard Reports"),
+    ("11111111-1111-1111-1111-111111111115", "Affected Items", "Standard Reports"),
+    ("11111111-1111-1111-1111-111111111116", "CWE 2011", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111117", "ISO 27001", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111118", "NIST SP800 53", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111119", "OWASP Top 10 2013", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111120", "PCI DSS 3.2", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111121", "Sarbanes Oxley", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111122", "STIG DISA", "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111123", "WASC Threat Classification",
+     "Compliance Reports"),
+    ("11111111-1111-1111-1111-111111111124", "Scan Comparison", "Standard Reports"),
+    ("11111111-1111-1111-1111-111111111125", "OWASP Top 10 2017", "Compliance Reports"),
+]
+DOWNLOAD_RE = r"^/api/v1/reports/download/([0-9a-f]{16,})\.(html|pdf)$"
+
+
+class TableParser(html.parser.HTMLParser):
+    """The rows of an HTML document's tables (cells' text), and whether its
+    tags nest properly (void elements aside)."""
+    VOID = {"meta", "br", "hr", "img", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.stack, self.balanced, self.comments = [], [], True, []
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.balanced = False
+        if tag in ("td", "th"):
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_comment(self, data):
+        self.comments.append(data)
+
+
+class ResourceAssertions:
+    """Checks of report files and resource answers (mixed into test cases)."""
+
+    def assertPdf(self, data):
+        """A well-formed minimal PDF: header, exact xref offsets, %%EOF last."""
+        self.assertTrue(data.startswith(b"%PDF-1.4\n"), data[:20])
+        self.assertTrue(data.endswith(b"%%EOF"), data[-20:])
+        match = re.search(rb"startxref\r?\n(\d+)\r?\n%%EOF$", data)
+        self.assertIsNotNone(match)
+        xref = int(match.group(1))
+        head = re.match(rb"xref\n0 (\d+)\n", data[xref:])
+        self.assertIsNotNone(head, data[xref:xref + 20])
+        count = int(head.group(1))
+        table = data[xref + head.end():xref + head.end() + 20 * count]
+        self.assertEqual(table[:20], b"0000000000 65535 f \n")
+        for number in range(1, count):
+            entry = table[20 * number:20 * number + 20]
+            self.assertRegex(entry, rb"^\d{10} 00000 n \n$")
+            offset = int(entry[:10])
+            self.assertTrue(data[offset:].startswith(b"%d 0 obj\n" % number),
+                            data[offset:offset + 20])
+        length = re.search(rb"/Length (\d+) >>\nstream\n", data)
+        end = length.end() + int(length.group(1))
+        self.assertEqual(data[end:end + 10], b"\nendstream")
+        self.assertIn(b"/Root 1 0 R", data[xref:])
+
+    def assertHtmlReport(self, data):
+        """A small valid document; returns its table's rows."""
+        text = data.decode("utf-8")
+        self.assertTrue(text.startswith("<!DOCTYPE html>\n<html"))
+        self.assertTrue(text.endswith("</html>\n"))
+        parser = TableParser()
+        parser.feed(text)
+        parser.close()
+        self.assertTrue(parser.balanced)
+        self.assertEqual(parser.stack, [])
+        return parser.rows
+
+    def assertReport(self, report):
+        self.assertKeys(report, REPORT_KEYS)
+        self.assertKeys(report["source"], REPORT_SOURCE_KEYS)
+        self.assertRegex(report["report_id"], UUID_RE)
+        self.assertEqual(report["template_type"], 0)
+        self.assertRegex(report["generation_date"], ISO_RE)
+        self.assertIsInstance(report["download"], list)
+
+    def assertTargetItem(self, item):
+        self.assertKeys(item, TARGET_KEYS | TARGET_INFO_KEYS)
+        self.assertIn("address", item)
+        self.assertNotIn(None, item.values())
+
+
+class TargetTests(ResourceAssertions, SimTestCase):
+
+    def test_post_target_answers_a_target_item(self):
+        reply = self.sim.api("POST", "/targets", {"address": "example.com",
+                                                  "fqdn": "ignored.example",
+                                                  "deleted_at": "never", "agents": "x"})
+        self.assertEqual(reply.status, 201, reply.body)
+        body = reply.json()
+        self.assertTargetItem(body)
+        target_id = body["target_id"]
+        self.assertRegex(target_id, UUID_RE)
+        self.assertEqual(reply.headers["location"], f"/api/v1/targets/{target_id}")
+        self.assertEqual(body, {"target_id": target_id, "address": "example.com",
+                                "description": "", "criticality": 10, "type": "default",
+                                "continuous_mode": False, "manual_intervention": False})
+        self.assertEqual(self.sim.api("GET", f"/targets/{target_id}").json(), body)
+        self.assertEqual(self.sim.api("GET", f"/targets/{target_id.upper()}").status, 200)
+        reply = self.sim.api("POST", "/targets", {"address": "https://b.test/app",
+                                                  "description": "B", "criticality": 30,
+                                                  "type": "network"})
+        self.assertEqual({k: reply.json()[k] for k in ("description", "criticality", "type")},
+                         {"description": "B", "criticality": 30, "type": "network"})
+        # Duplicates are allowed: the server does not deduplicate addresses.
+        again = self.sim.api("POST", "/targets", {"address": "example.com"}).json()
+        self.assertNotEqual(again["target_id"], target_id)
+        listed = self.sim.api("GET", "/targets").json()["targets"]
+        self.assertEqual([t["target_id"] for t in listed],
+                         [BUILTIN_TARGET, target_id, reply.json()["target_id"],
+                          again["target_id"]])
+        for item in listed:
+            self.assertTargetItem(item)
+        self.assertEqual(self.sim.ctl("GET", "/targets")["targets"][1]["type"], "default")
+        self.assertError(self.sim.api("GET", f"/targets/{tid(99)}"), 404)
+        self.assertError(self.sim.api("GET", "/targets/not-a-uuid"), 404)
+
+    def test_post_target_validation(self):
+        good = ["localhost", "10.0.0.1:8080", "example.com.", "sub-domain.example.co.uk",
+                "https://example.com", "HTTP://Example.COM:80/path?q=1#frag",
+                "http://h:65535/", "a" * 63 + ".test"]
+        for address in good:
+            with self.subTest(address=address):
+                reply = self.sim.api("POST", "/targets", {"address": address})
+                self.assertEqual(reply.status, 201, reply.body)
+                self.assertEqual(reply.json()["address"], address)
+        created = len(self.sim.ctl("GET", "/targets")["targets"])
+        bad = [({}, "address"), ({"address": ""}, "address"),
+               ({"address": "not a host"}, "address"), ({"address": "ftp://x.test"}, "address"),
+               ({"address": "https://"}, "address"), ({"address": "http://a b.test"}, "address"),
+               ({"address": "https://u:p@host.test"}, "address"),
+               ({"address": "host.test:0"}, "address"), ({"address": "host.test:99999"}, "address"),
+               ({"address": "-bad.test"}, "address"), ({"address": "a..b"}, "address"),
+               ({"address": "x" * 1025}, "address"), ({"address": 5}, "address"),
+               ({"address": None}, "address"), ({"address": "https://h.test/\u00e9"}, "address"),
+               ({"address": "h.test", "description": 5}, "description"),
+               ({"address": "h.test", "description": "d" * 1025}, "description"),
+               ({"address": "h.test", "type": "web"}, "type"),
+               ({"address": "h.test", "type": None}, "type"),
+               ({"address": "h.test", "criticality": 15}, "criticality"),
+               ({"address": "h.test", "criticality": "10"}, "criticality"),
+               ({"address": "h.test", "criticality": True}, "criticality"),
+               ({"address": "h.test", "criticality": 10.0}, "criticality"),
+               ([], "body"), ("h.test", "body")]
+        for body, field in bad:
+            with self.subTest(body=body):
+                details = self.assertError(self.sim.api("POST", "/targets", body), 400)["details"]
+                self.assertTrue(any(d.startswith(field + ":") for d in details), details)
+        self.assertError(self.sim.api("POST", "/targets", b"{nope"), 400)
+        self.assertEqual(len(self.sim.ctl("GET", "/targets")["targets"]), created)
+        # Several problems at once: each is named.
+        details = self.assertError(self.sim.api("POST", "/targets", {
+            "address": "?", "criticality": 1, "type": "x"}), 400)["details"]
+        self.assertEqual([d.split(":")[0] for d in details], ["address", "type", "criticality"])
+
+    def test_posted_targets_scan_and_page_like_any_other(self):
+        ids = [self.sim.api("POST", "/targets", {"address": f"https://t{i}.test"}).json()[
+            "target_id"] for i in range(3)]
+        scan_id = self.sim.launch_id(ids[1])
+        item = self.sim.api("GET", f"/scans/{scan_id}").json()
+        self.assertEqual(item["target"], {"address": "https://t1.test", "description": "",
+                                          "type": "default", "criticality": 10})
+        session = self.sim.wait_status(scan_id, "completed")
+        self.assertEqual(self.sim.ctl("GET", f"/scans/{scan_id}")["outcome"], "completed")
+        target = self.sim.api("GET", f"/targets/{ids[1]}").json()
+        self.assertTargetItem(target)
+        self.assertEqual((target["last_scan_id"], target["last_scan_session_status"],
+                          target["last_scan_session_id"]),
+                         (scan_id, "completed", session["scan_session_id"]))
+        self.assertRegex(target["last_scan_date"], ISO_RE)
+        listed, pages, count = EndpointTests._collect_pages(self, "/targets", "targets",
+                                                            "cursors", 2)
+        self.assertEqual((pages, count), (2, 4))
+        self.assertEqual([t["target_id"] for t in listed], [BUILTIN_TARGET] + ids)
+        self.assertEqual(listed[2], target)
+        self.assertEqual(self.trail, [["0", "2"], ["2"]])
+
+    def test_patch_target(self):
+        target = self.sim.api("POST", "/targets", {"address": "https://p.test"}).json()
+        path = f"/targets/{target['target_id']}"
+        scan_id = self.sim.launch_id(target["target_id"])
+        self.sim.api("GET", f"/scans/{scan_id}")                       # cached answer
+        reply = self.sim.api("PATCH", path, {"address": "https://p.test",
+                                              "description": "patched", "criticality": 30,
+                                              "type": "default", "fqdn": "ignored"})
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        now = self.sim.api("GET", path).json()
+        self.assertEqual((now["description"], now["criticality"]), ("patched", 30))
+        scan = self.sim.api("GET", f"/scans/{scan_id}").json()
+        self.assertEqual((scan["target"]["description"], scan["criticality"]), ("patched", 30))
+        # Fields left out stay as they are.
+        self.assertEqual(self.sim.api("PATCH", path, {"address": "https://p.test"}).status, 204)
+        self.assertEqual(self.sim.api("GET", path).json(), now)
+        for body, field in [({"description": "no address"}, "address"),
+                            ({"address": "https://other.test"}, "address"),
+                            ({"address": "https://p.test", "type": "demo"}, "type"),
+                            ({"address": "https://p.test", "criticality": 11}, "criticality"),
+                            ({"address": "https://p.test", "description": 1}, "description")]:
+            with self.subTest(body=body):
+                details = self.assertError(self.sim.api("PATCH", path, body), 400)["details"]
+                self.assertTrue(details[0].startswith(field + ":"), details)
+        self.assertEqual(self.sim.api("GET", path).json(), now)
+        self.assertError(self.sim.api("PATCH", f"/targets/{tid(98)}",
+                                      {"address": "https://p.test"}), 404)
+
+    def test_delete_target_deletes_its_scans_and_reports(self):
+        keep = self.sim.api("POST", "/targets", {"address": "keep.test"}).json()["target_id"]
+        doomed = self.sim.api("POST", "/targets", {"address": "doomed.test"}).json()[
+            "target_id"]
+        doomed_scans = [self.sim.launch_id(doomed) for _ in range(2)]
+        kept_scan = self.sim.launch_id(keep)
+        self.sim.wait_status(doomed_scans[0], "completed")
+        reports = {name: self.sim.new_report(source)["report_id"] for name, source in [
+            ("doomed_scans", {"list_type": "scans", "id_list": doomed_scans}),
+            ("doomed_target", {"list_type": "targets", "id_list": [doomed]}),
+            ("kept_scan", {"list_type": "scans", "id_list": [kept_scan]}),
+            ("all", {"list_type": "all_vulnerabilities"})]}
+        reply = self.sim.api("DELETE", f"/targets/{doomed}")
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        self.assertError(self.sim.api("GET", f"/targets/{doomed}"), 404)
+        self.assertError(self.sim.api("DELETE", f"/targets/{doomed}"), 404)
+        self.assertNotIn(doomed, [t["target_id"] for t in
+                                  self.sim.api("GET", "/targets").json()["targets"]])
+        for scan_id in doomed_scans:
+            self.assertError(self.sim.api("GET", f"/scans/{scan_id}"), 404)
+            self.assertIs(self.sim.ctl("GET", f"/scans/{scan_id}")["deleted"], True)
+        self.assertEqual([s["scan_id"] for s in self.sim.api("GET", "/scans").json()["scans"]],
+                         [kept_scan])
+        self.sim.launch(doomed, expect=404)
+        for name in ("doomed_scans", "doomed_target"):
+            self.assertError(self.sim.api("GET", f"/reports/{reports[name]}"), 404)
+        for name in ("kept_scan", "all"):
+            self.assertEqual(self.sim.api("GET", f"/reports/{reports[name]}").status, 200)
+        control = {r["report_id"]: r["deleted"] for r in self.sim.ctl("GET", "/reports")[
+            "reports"]}
+        self.assertEqual(control, {reports["doomed_scans"]: True,
+                                   reports["doomed_target"]: True,
+                                   reports["kept_scan"]: False, reports["all"]: False})
+
+    def test_control_delete_target_is_not_an_api_request(self):
+        scan_id = self.sim.launch_id()
+        before = self.sim.log()["next_seq"]
+        targets = self.sim.ctl("DELETE", f"/targets/{BUILTIN_TARGET.upper()}")["targets"]
+        self.assertEqual(targets, [])
+        self.assertEqual(self.sim.log()["next_seq"], before)
+        self.assertError(self.sim.api("GET", f"/targets/{BUILTIN_TARGET}"), 404)
+        self.assertError(self.sim.api("GET", f"/scans/{scan_id}"), 404)
+        self.sim.ctl("DELETE", f"/targets/{BUILTIN_TARGET}", expect=404)
+        self.sim.ctl("DELETE", "/targets/nope", expect=404)
+        # Targets added later still page after the others (orders never repeat).
+        self.sim.add_targets({"target_id": tid(1)}, {"target_id": tid(2)})
+        self.sim.ctl("DELETE", f"/targets/{tid(1)}")
+        new = self.sim.api("POST", "/targets", {"address": "n.test"}).json()["target_id"]
+        ids = [t["target_id"] for t in self.sim.api("GET", "/targets").json()["targets"]]
+        self.assertEqual(ids, [tid(2), new])
+        self.sim.config(cursors="opaque")     # cursors name the last target's order
+        listed, _, _ = EndpointTests._collect_pages(self, "/targets", "targets", "cursors", 1)
+        self.assertEqual([t["target_id"] for t in listed], [tid(2), new])
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual([t["target_id"] for t in self.sim.ctl("GET", "/targets")["targets"]],
+                         [BUILTIN_TARGET])
+        # Ids of created objects come from the seed: the same after a reset.
+        first = self.sim.api("POST", "/targets", {"address": "x.test"}).json()["target_id"]
+        self.sim.ctl("POST", "/reset")
+        again = self.sim.api("POST", "/targets", {"address": "y.test"}).json()["target_id"]
+        self.assertEqual(first, again)
+
+
+class ProfileTests(ResourceAssertions, SimTestCase):
+
+    def test_post_get_delete_profile(self):
+        reply = self.sim.api("POST", PROFILES, {"name": "Mine", "checks": ["wvs/Scripts"],
+                                                "custom": False, "profile_id": tid(5)})
+        self.assertEqual(reply.status, 201, reply.body)
+        profile = reply.json()
+        self.assertKeys(profile, PROFILE_KEYS)
+        pid = profile["profile_id"]
+        self.assertNotEqual(pid, tid(5))                       # the server names it
+        self.assertEqual(reply.headers["location"], f"/api/v1/scanning_profiles/{pid}")
+        self.assertEqual(profile, {"profile_id": pid, "name": "Mine", "custom": True,
+                                   "sort_order": 1000, "checks": ["wvs/Scripts"]})
+        self.assertEqual(self.sim.api("GET", f"{PROFILES}/{pid}").json(), profile)
+        self.assertEqual(self.sim.api("GET", PROFILES).json()["scanning_profiles"][-1], profile)
+        # Two profiles may share a name; sort_order orders the list.
+        twin = self.sim.api("POST", PROFILES, {"name": "Mine", "checks": [],
+                                               "sort_order": 1}).json()
+        names = [(p["name"], p["sort_order"]) for p in
+                 self.sim.api("GET", PROFILES).json()["scanning_profiles"]]
+        self.assertEqual(names[:2], [("Full Scan", 1), ("Mine", 1)])
+        self.assertEqual(names[-1], ("Mine", 1000))
+        scan_id = self.sim.launch_id(profile_id=pid)
+        self.assertEqual(self.sim.api("GET", f"/scans/{scan_id}").json()["profile_name"], "Mine")
+        reply = self.sim.api("DELETE", f"{PROFILES}/{pid}")
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        self.assertError(self.sim.api("GET", f"{PROFILES}/{pid}"), 404)
+        self.assertError(self.sim.api("DELETE", f"{PROFILES}/{pid}"), 404)
+        self.assertError(self.sim.launch(profile_id=pid, expect=404), 404,
+                         "Scanning profile not found")
+        # The scan keeps the name it was launched with.
+        self.assertEqual(self.sim.api("GET", f"/scans/{scan_id}").json()["profile_name"], "Mine")
+        self.assertEqual(self.sim.api("GET", f"{PROFILES}/{twin['profile_id']}").status, 200)
+
+    def test_profile_validation(self):
+        bad = [({"name": "x"}, "checks"), ({"name": "x", "checks": "a"}, "checks"),
+               ({"name": "x", "checks": [""]}, "checks"),
+               ({"name": "x", "checks": ["c" * 129]}, "checks"),
+               ({"name": "x", "checks": ["c"] * 801}, "checks"),
+               ({"name": "x", "checks": [5]}, "checks"), ({"checks": []}, "name"),
+               ({"name": "", "checks": []}, "name"), ({"name": "n" * 257, "checks": []}, "name"),
+               ({"name": 5, "checks": []}, "name"),
+               ({"name": "x", "checks": [], "sort_order": 0}, "sort_order"),
+               ({"name": "x", "checks": [], "sort_order": "1"}, "sort_order"),
+               ({"name": "x", "checks": [], "sort_order": True}, "sort_order"),
+               ([], "body")]
+        for body, field in bad:
+            with self.subTest(body=body):
+                details = self.assertError(self.sim.api("POST", PROFILES, body), 400)["details"]
+                self.assertTrue(any(d.startswith(field + ":") for d in details), details)
+        self.assertEqual(len(self.sim.ctl("GET", "/profiles")["profiles"]), 6)
+        ok = {"name": "n" * 256, "checks": ["c" * 128] * 800, "sort_order": 1}
+        self.assertEqual(self.sim.api("POST", PROFILES, ok).status, 201)
+
+    def test_builtin_profiles_are_not_editable(self):
+        self.assertError(self.sim.api("DELETE", f"{PROFILES}/{FULL_SCAN}"), 409)
+        self.assertError(self.sim.api("PATCH", f"{PROFILES}/{FULL_SCAN}",
+                                      {"name": "x", "checks": []}), 409)
+        self.assertEqual(self.sim.api("GET", f"{PROFILES}/{FULL_SCAN}").json()["name"],
+                         "Full Scan")
+        pid = self.sim.api("POST", PROFILES, {"name": "Mine", "checks": []}).json()["profile_id"]
+        reply = self.sim.api("PATCH", f"{PROFILES}/{pid}", {"checks": ["a"], "sort_order": 7})
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        self.assertEqual(self.sim.api("GET", f"{PROFILES}/{pid}").json(),
+                         {"profile_id": pid, "name": "Mine", "custom": True, "sort_order": 7,
+                          "checks": ["a"]})
+        self.assertError(self.sim.api("PATCH", f"{PROFILES}/{pid}", {"name": "x"}), 400)
+        self.assertError(self.sim.api("PATCH", f"{PROFILES}/{tid(1)}", {"checks": []}), 404)
+
+    def test_control_profiles_replace_the_store(self):
+        store = self.sim.ctl("PUT", "/profiles", {"profiles": [
+            {"profile_id": tid(1), "name": "Twin"},
+            {"profile_id": tid(2).upper(), "name": "Twin", "custom": True, "sort_order": 9,
+             "checks": ["x"]}]})["profiles"]
+        self.assertEqual(store, [
+            {"profile_id": tid(1), "name": "Twin", "custom": False, "sort_order": 1,
+             "checks": []},
+            {"profile_id": tid(2), "name": "Twin", "custom": True, "sort_order": 9,
+             "checks": ["x"]}])
+        self.assertEqual(self.sim.api("GET", PROFILES).json()["scanning_profiles"], store)
+        self.assertEqual(self.sim.ctl("GET", "/profiles")["profiles"], store)
+        self.sim.launch(profile_id=FULL_SCAN, expect=404)
+        self.assertEqual(self.sim.launch(profile_id=tid(2)).status, 201)
+        for bad in [{"profiles": [{"name": "x"}]},
+                    {"profiles": [{"profile_id": "x", "name": "x"}]},
+                    {"profiles": [{"profile_id": tid(3)}]},
+                    {"profiles": [{"profile_id": tid(3), "name": "x", "colour": 1}]},
+                    {"profiles": [{"profile_id": tid(3), "name": "x", "custom": "yes"}]},
+                    {"profiles": [{"profile_id": tid(3), "name": "a"},
+                                  {"profile_id": tid(3), "name": "b"}]},
+                    {"profiles": "all"}, {}]:
+            with self.subTest(body=bad):
+                self.sim.ctl("PUT", "/profiles", bad, expect=400)
+        self.assertEqual(self.sim.ctl("GET", "/profiles")["profiles"], store)
+        self.assertEqual(self.sim.ctl("PUT", "/profiles", {"profiles": []})["profiles"], [])
+        self.assertEqual(self.sim.api("GET", PROFILES).json(), {"scanning_profiles": []})
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(len(self.sim.api("GET", PROFILES).json()["scanning_profiles"]), 6)
+        self.assertEqual(self.sim.launch().status, 201)
+
+
+class ReportTests(ResourceAssertions, SimTestCase):
+
+    def completed_scan(self, target_id=BUILTIN_TARGET):
+        scan_id = self.sim.launch_id(target_id)
+        self.sim.wait_status(scan_id, "completed")
+        return scan_id
+
+    def test_report_templates(self):
+        reply = self.sim.api("GET", "/report_templates")
+        self.assertEqual(reply.status, 200)
+        templates = reply.json()["templates"]
+        for template in templates:
+            self.assertKeys(template, TEMPLATE_KEYS)
+        self.assertEqual([(t["template_id"], t["name"], t["group"]) for t in templates],
+                         BUILTIN_TEMPLATES)
+        twins = [{"template_id": tid(1), "name": "Same"},
+                 {"template_id": tid(2), "name": "Same", "group": "Compliance Reports"}]
+        stored = self.sim.ctl("PUT", "/report_templates", {"templates": twins})["templates"]
+        self.assertEqual(stored, [dict(twins[0], group="Standard Reports"), twins[1]])
+        self.assertEqual(self.sim.api("GET", "/report_templates").json()["templates"], stored)
+        self.assertEqual(self.sim.ctl("GET", "/report_templates")["templates"], stored)
+        self.assertError(self.sim.api("POST", "/reports", {
+            "template_id": DEVELOPER, "source": {"list_type": "all_vulnerabilities"}}), 404,
+            "Report template not found")
+        report = self.sim.new_report({"list_type": "all_vulnerabilities"}, tid(2))
+        self.assertEqual((report["template_id"], report["template_name"]), (tid(2), "Same"))
+        for bad in [{"templates": [{"name": "x"}]},
+                    {"templates": [{"template_id": tid(3)}]},
+                    {"templates": [{"template_id": tid(3), "name": ""}]},
+                    {"templates": [{"template_id": tid(3), "name": "x", "group": 1}]},
+                    {"templates": [{"template_id": tid(3), "name": "x", "extra": 1}]},
+                    {"templates": [{"template_id": tid(3), "name": "a"},
+                                   {"template_id": tid(3), "name": "b"}]},
+                    {"templates": None}]:
+            with self.subTest(body=bad):
+                self.sim.ctl("PUT", "/report_templates", bad, expect=400)
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(len(self.sim.api("GET", "/report_templates").json()["templates"]), 15)
+
+    def test_report_lifecycle(self):
+        scan_id = self.completed_scan()
+        self.sim.config(time_scale=0.25)       # queued 0.25 s, processing until 0.75 s
+        source = {"list_type": "scans", "id_list": [scan_id.upper()], "description": "mine"}
+        reply = self.sim.api("POST", "/reports", {"template_id": DEVELOPER, "source": source})
+        self.assertEqual(reply.status, 201, reply.body)
+        report = reply.json()
+        self.assertReport(report)
+        report_id = report["report_id"]
+        self.assertEqual(reply.headers["location"], f"/api/v1/reports/{report_id}")
+        self.assertEqual({k: report[k] for k in ("template_id", "template_name", "source",
+                                                 "status", "download")},
+                         {"template_id": DEVELOPER, "template_name": "Developer",
+                          "source": source, "status": "queued", "download": []})
+        seen = []
+        while not seen or seen[-1] != "completed":
+            current = self.sim.api("GET", f"/reports/{report_id}").json()
+            self.assertReport(current)
+            if not seen or seen[-1] != current["status"]:
+                seen.append(current["status"])
+            if current["status"] != "completed":
+                self.assertEqual(current["download"], [])
+            time.sleep(0.03)
+        self.assertEqual(seen, ["queued", "processing", "completed"])
+        self.assertEqual(current["generation_date"], report["generation_date"])
+        links = current["download"]
+        self.assertEqual([re.match(DOWNLOAD_RE, link).group(2) for link in links],
+                         ["html", "pdf"])
+        self.assertEqual(len({re.match(DOWNLOAD_RE, link).group(1) for link in links}), 1)
+        listed = self.sim.api("GET", "/reports").json()
+        self.assertEqual(listed["reports"], [current])
+        self.assertPagination(listed["pagination"])
+        control = self.sim.ctl("GET", f"/reports/{report_id}")
+        self.assertEqual((control["status"], control["scan_ids"], control["download"],
+                          control["deleted"], control["pinned"]),
+                         ("completed", [scan_id], links, False, False))
+        self.assertEqual(self.sim.ctl("GET", "/reports")["reports"], [control])
+        self.assertError(self.sim.api("GET", f"/reports/{tid(1)}"), 404, "Report not found")
+        self.sim.config(dates="naive")
+        self.assertRegex(self.sim.api("GET", f"/reports/{report_id}").json()[
+            "generation_date"], NAIVE_ISO_RE)
+
+    def test_report_downloads(self):
+        scans = [self.completed_scan() for _ in range(2)]
+        report = self.sim.wait_report(self.sim.new_report(
+            {"list_type": "scans", "id_list": scans})["report_id"])
+        html_link, pdf_link = [link.removeprefix("/api/v1") for link in report["download"]]
+        reply = self.sim.api("GET", html_link)
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(reply.headers["content-type"], "text/html; charset=utf-8")
+        self.assertEqual(reply.headers["content-disposition"],
+                         f'attachment; filename="report_{report["report_id"]}.html"')
+        rows = self.assertHtmlReport(reply.body)
+        self.assertEqual(rows[0], ["scan_id", "target", "status", *SEVERITIES])
+        counts = {s["scan_id"]: s["severity_counts"] for s in self.sim.ctl("GET", "/scans")[
+            "scans"]}
+        self.assertEqual(rows[1:], [[s, "https://demo.testfire.net", "completed",
+                                     *[str(counts[s][k]) for k in SEVERITIES]] for s in scans])
+        self.assertIn(b"<title>Developer report</title>", reply.body)
+        self.assertIn(report["report_id"].encode(), reply.body)
+        self.assertEqual(self.sim.api("GET", html_link).body, reply.body)    # deterministic
+        pdf = self.sim.api("GET", pdf_link)
+        self.assertEqual((pdf.status, pdf.headers["content-type"]), (200, "application/pdf"))
+        self.assertEqual(pdf.headers["content-disposition"],
+                         f'attachment; filename="report_{report["report_id"]}.pdf"')
+        self.assertPdf(pdf.body)
+        for scan_id in scans:
+            self.assertIn(scan_id.encode(), pdf.body)
+        self.assertIn(b"(Developer report) Tj", pdf.body)
+        self.assertEqual(self.sim.api("GET", pdf_link).body, pdf.body)
+        # The spec lists no security for the download: no token, a wrong one,
+        # even the forbidden one are all served.
+        for token in (None, "wrong", FORBIDDEN):
+            with self.subTest(token=token):
+                self.assertEqual(self.sim.api("GET", pdf_link, token=token).body, pdf.body)
+        self.assertEqual([e["auth"] for e in self.sim.log()["entries"][-3:]],
+                         ["missing", "bad", "forbidden"])
+        descriptor = re.match(DOWNLOAD_RE, report["download"][0]).group(1)
+        for path in (f"/reports/download/{descriptor}", f"/reports/download/{descriptor}.txt",
+                     f"/reports/download/{'0' * 64}.html", f"/reports/download/{descriptor}.HTML",
+                     f"/reports/download/x{descriptor}.pdf"):
+            with self.subTest(path=path):
+                self.assertError(self.sim.api("GET", path), 404)
+        self.assertError(self.sim.api("DELETE", html_link), 405)
+        # Not completed yet, or deleted: 404.
+        self.sim.ctl("POST", f"/reports/{report['report_id']}/force", {"status": "processing"})
+        self.assertError(self.sim.api("GET", html_link), 404)
+        self.assertEqual(self.sim.api("GET", f"/reports/{report['report_id']}").json()[
+            "download"], [])
+        self.sim.ctl("POST", f"/reports/{report['report_id']}/force", {"status": None})
+        self.assertEqual(self.sim.api("GET", html_link).status, 200)
+        reply = self.sim.api("DELETE", f"/reports/{report['report_id']}")
+        self.assertEqual((reply.status, reply.body), (204, b""))
+        self.assertError(self.sim.api("GET", html_link, token=None), 404)
+        self.assertError(self.sim.api("GET", f"/reports/{report['report_id']}"), 404)
+        self.assertError(self.sim.api("DELETE", f"/reports/{report['report_id']}"), 404)
+        self.assertIs(self.sim.ctl("GET", f"/reports/{report['report_id']}")["deleted"], True)
+
+    def test_download_auth_required_variant(self):
+        report = self.sim.wait_report(self.sim.new_report(
+            {"list_type": "all_vulnerabilities"})["report_id"])
+        link = report["download"][0].removeprefix("/api/v1")
+        self.sim.config(download_auth="required")
+        self.assertError(self.sim.api("GET", link, token=None), 401)
+        self.assertError(self.sim.api("GET", link, token="wrong"), 401)
+        self.assertError(self.sim.api("GET", link, token=FORBIDDEN), 403)
+        self.assertEqual(self.sim.api("GET", link).status, 200)
+        self.sim.config(auth_failure=400)
+        self.assertError(self.sim.api("GET", link, token=None), 400,
+                         "Invalid Authorization header")
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(self.sim.ctl("GET", "/config")["download_auth"], "none")
+
+    def test_report_validation(self):
+        scan_id = self.completed_scan()
+        deleted = self.completed_scan()
+        self.sim.api("DELETE", f"/scans/{deleted}")
+        good_source = {"list_type": "scans", "id_list": [scan_id]}
+        bad = [({"source": good_source}, 400, "template_id"),
+               ({"template_id": "Developer", "source": good_source}, 400, "template_id"),
+               ({"template_id": DEVELOPER}, 400, "source"),
+               ({"template_id": DEVELOPER, "source": "scans"}, 400, "source"),
+               ({"template_id": DEVELOPER, "source": {"id_list": [scan_id]}}, 400,
+                "source.list_type"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "everything"}}, 400,
+                "source.list_type"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans",
+                                                      "id_list": scan_id}}, 400,
+                "source.id_list"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans",
+                                                      "id_list": [scan_id] * 501}}, 400,
+                "source.id_list"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans",
+                                                      "id_list": [scan_id + "0"]}}, 400,
+                "source.id_list"),
+               ({"template_id": DEVELOPER, "source": dict(good_source, description="d" * 257)},
+                400, "source.description"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans"}}, 400,
+                "source.id_list"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans", "id_list": []}},
+                400, "source.id_list"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "groups",
+                                                      "id_list": [tid(1)]}}, 400,
+                "source.list_type"),
+               ({"template_id": tid(9), "source": good_source}, 404, "Report template"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans",
+                                                      "id_list": [scan_id, tid(4)]}}, 404,
+                f"Scan {tid(4)}"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "scans",
+                                                      "id_list": [deleted]}}, 404,
+                f"Scan {deleted}"),
+               ({"template_id": DEVELOPER, "source": {"list_type": "targets",
+                                                      "id_list": [tid(4)]}}, 404,
+                f"Target {tid(4)}"),
+               ([], 400, "body")]
+        for body, status, named in bad:
+            with self.subTest(body=body):
+                details = self.assertError(self.sim.api("POST", "/reports", body),
+                                           status)["details"]
+                self.assertTrue(any(d.startswith(named) for d in details), details)
+        self.assertEqual(self.sim.ctl("GET", "/reports")["reports"], [])
+        ok = {"template_id": DEVELOPER, "source": {"list_type": "scans",
+                                                   "id_list": [scan_id] * 500,
+                                                   "description": "d" * 256}}
+        self.assertEqual(self.sim.api("POST", "/reports", ok).status, 201)
+
+    def test_report_sources(self):
+        self.sim.add_targets({"target_id": tid(1)}, {"target_id": tid(2)})
+        first, second, other = (self.completed_scan(tid(1)), self.completed_scan(tid(1)),
+                                self.completed_scan(tid(2)))
+        by_target = self.sim.new_report({"list_type": "targets", "id_list": [tid(1)]})
+        everything = self.sim.new_report({"list_type": "all_vulnerabilities"})
+        control = {r["report_id"]: r for r in self.sim.ctl("GET", "/reports")["reports"]}
+        self.assertEqual(control[by_target["report_id"]]["scan_ids"], [first, second])
+        self.assertEqual(control[by_target["report_id"]]["target_ids"], [tid(1)])
+        self.assertEqual(control[everything["report_id"]]["scan_ids"],
+                         [first, second, other])
+        self.assertEqual(control[everything["report_id"]]["target_ids"], [])
+        report = self.sim.wait_report(by_target["report_id"])
+        rows = self.assertHtmlReport(self.sim.api(
+            "GET", report["download"][0].removeprefix("/api/v1"), token=None).body)
+        self.assertEqual([row[0] for row in rows[1:]], [first, second])
+
+    def test_report_outcomes_and_force(self):
+        self.sim.config(report_outcome="failed")
+        failed = self.sim.new_report({"list_type": "all_vulnerabilities"})["report_id"]
+        self.sim.config(report_outcome="stuck")
+        stuck = self.sim.new_report({"list_type": "all_vulnerabilities"})["report_id"]
+        self.sim.config(report_outcome="completed")    # fixed when each was created
+        self.assertEqual(self.sim.wait_report(failed, "failed")["download"], [])
+        time.sleep(20 * TIME_SCALE)
+        self.assertEqual(self.sim.api("GET", f"/reports/{stuck}").json()["status"],
+                         "processing")
+        self.assertEqual(self.sim.ctl("GET", f"/reports/{stuck}")["outcome"], "stuck")
+        forced = self.sim.ctl("POST", f"/reports/{stuck}/force", {"status": "completed"})
+        self.assertEqual((forced["status"], forced["pinned"]), ("completed", True))
+        report = self.sim.api("GET", f"/reports/{stuck}").json()
+        self.assertEqual(len(report["download"]), 2)
+        self.assertEqual(self.sim.api("GET", report["download"][1].removeprefix(
+            "/api/v1")).status, 200)
+        self.sim.ctl("POST", f"/reports/{stuck}/force", {"status": "weird_new_status"})
+        self.assertEqual(self.sim.api("GET", f"/reports/{stuck}").json()["status"],
+                         "weird_new_status")
+        self.assertEqual(self.sim.ctl("POST", f"/reports/{stuck}/force",
+                                      {"status": None})["status"], "processing")
+        for bad in ({}, {"status": ""}, {"status": 5}, {"status": "x", "progress": 1}):
+            with self.subTest(body=bad):
+                self.sim.ctl("POST", f"/reports/{stuck}/force", bad, expect=400)
+        self.sim.ctl("POST", f"/reports/{tid(1)}/force", {"status": None}, expect=404)
+        self.sim.ctl("GET", f"/reports/{tid(1)}", expect=404)
+
+    def test_report_size_pads_both_files(self):
+        report = self.sim.wait_report(self.sim.new_report(
+            {"list_type": "all_vulnerabilities"})["report_id"])
+        links = [link.removeprefix("/api/v1") for link in report["download"]]
+        natural = [len(self.sim.api("GET", link).body) for link in links]
+        for size in (100000, 4097):
+            self.sim.config(report_size=size)
+            page, pdf = [self.sim.api("GET", link).body for link in links]
+            self.assertEqual((len(page), len(pdf)), (size, size))
+            self.assertHtmlReport(page)
+            self.assertPdf(pdf)
+        self.sim.config(report_size=10)                 # smaller than natural: natural
+        self.assertEqual([len(self.sim.api("GET", link).body) for link in links], natural)
+
+    def test_reports_list_paging_and_reset(self):
+        ids = [self.sim.new_report({"list_type": "all_vulnerabilities"})["report_id"]
+               for _ in range(3)]
+        listed, pages, count = EndpointTests._collect_pages(self, "/reports", "reports",
+                                                            "cursors", 2)
+        self.assertEqual((pages, count), (2, 3))
+        self.assertEqual([r["report_id"] for r in listed], ids[::-1])     # newest first
+        for report in listed:
+            self.assertReport(report)
+        self.assertError(self.sim.api("GET", "/reports?q=template_id:x"), 400)
+        self.assertError(self.sim.api("GET", "/reports?l=0"), 400)
+        self.sim.api("DELETE", f"/reports/{ids[1]}")
+        self.assertEqual([r["report_id"] for r in self.sim.api("GET", "/reports").json()[
+            "reports"]], [ids[2], ids[0]])
+        self.sim.ctl("POST", "/reset")
+        self.assertEqual(self.sim.api("GET", "/reports").json()["reports"], [])
+        self.assertEqual(self.sim.ctl("GET", "/reports")["reports"], [])
+
+
+class ReportFileTests(ResourceAssertions, SpecAssertions, unittest.TestCase):
+    """The report files, rendered in-process: exact sizes at every padding."""
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, HERE)
+        from sim.reports import Report
+        rows = [(tid(i), f"https://t{i}.test/(a)\\b", "completed",
+                 dict(zip(SEVERITIES, (i, 2 * i, 3, 0, 1)))) for i in range(3)]
+        cls.report = Report(1, tid(7), "ab" * 32, {"template_id": DEVELOPER,
+                                                   "name": "Dev <&> (x)"},
+                            {"list_type": "scans"}, rows, set(), 0.0, 1.7e9, "completed")
+
+    def test_every_size_is_exact_and_well_formed(self):
+        natural = len(self.report.file("pdf", 0))
+        # past 1000 bytes the xref offset gains a digit: every size still fits
+        for size in range(natural, 2000):
+            data = self.report.file("pdf", size)
+            self.assertEqual(len(data), size)
+            if size % 97 == 0 or size in (natural, natural + 1):
+                self.assertPdf(data)
+        for size in (1000 - 1, 1000, 1000 + 1, 10 ** 6):
+            self.assertPdf(self.report.file("pdf", size))
+        natural = len(self.report.file("html", 0))
+        for size in (natural, natural + 1, natural + 2, 50000):
+            page = self.report.file("html", size)
+            self.assertEqual(len(page), size)
+            rows = self.assertHtmlReport(page)
+            self.assertEqual(rows[1][1], "https://t0.test/(a)\\b")
+        self.assertIn(b"<title>Dev &lt;&amp;&gt; (x) report</title>", page)
+        self.assertIn(rb"(Dev <&> \(x\) report) Tj", self.report.file("pdf", 0))
+
+
+# ---------------------------------------------------------------------------
 # Faults
 # ---------------------------------------------------------------------------
 
@@ -1687,6 +2417,60 @@ class FaultTests(SimTestCase):
         self.assertEqual(self.sim.session(scan_id)["severity_counts"],
                          self.sim.ctl("GET", f"/scans/{scan_id}")["severity_counts"])
 
+    def test_faults_and_log_on_the_new_routes(self):
+        targets_path = {"method": "POST", "path": "^/api/v1/targets$"}
+        self.sim.faults({"match": targets_path, "fault": "status", "status": 503, "count": 1})
+        self.assertError(self.sim.api("POST", "/targets", {"address": "f.test"}), 503)
+        self.assertEqual(len(self.sim.ctl("GET", "/targets")["targets"]), 1)   # not processed
+        self.sim.faults({"match": targets_path, "fault": "drop", "when": "after"})
+        with self.assertRaises(http.client.RemoteDisconnected):
+            self.sim.api("POST", "/targets", {"address": "f.test"})
+        self.assertEqual(len(self.sim.ctl("GET", "/targets")["targets"]), 2)   # created unseen
+        self.sim.faults({"match": targets_path, "fault": "mutate", "mutation": "echo_token"})
+        reply = self.sim.api("POST", "/targets", {"address": "m.test"})
+        self.assertEqual(reply.headers["location"], f"/api/v1/targets/{TOKEN}")
+        self.assertEqual((reply.json()["target_id"], reply.json()["echo"]), (TOKEN, TOKEN))
+        self.sim.faults({"match": {"method": "POST", "path": "^/api/v1/reports$"},
+                         "fault": "mutate", "mutation": "echo_token"})
+        reply = self.sim.api("POST", "/reports", {"template_id": DEVELOPER, "source": {
+            "list_type": "all_vulnerabilities"}})
+        self.assertEqual((reply.headers["location"], reply.json()["report_id"]),
+                         (f"/api/v1/reports/{TOKEN}", TOKEN))
+        self.sim.ctl("DELETE", "/faults")
+        report = self.sim.wait_report(self.sim.ctl("GET", "/reports")["reports"][0][
+            "report_id"])
+        pdf_link = report["download"][1].removeprefix("/api/v1")
+        natural = self.sim.api("GET", pdf_link).body
+        download = {"method": "GET", "path": "^/api/v1/reports/download/"}
+        self.sim.faults({"match": download, "fault": "truncate", "count": 1})
+        with self.assertRaises(http.client.IncompleteRead):
+            self.sim.api("GET", pdf_link, token=None)
+        self.sim.faults({"match": download, "fault": "huge", "bytes": 300000, "count": 1})
+        body = self.sim.api("GET", pdf_link).body
+        self.assertEqual((len(body), body[:len(natural)]), (300000, natural))
+        self.sim.faults({"match": download, "fault": "status", "status": 502, "count": 1})
+        self.assertError(self.sim.api("GET", pdf_link), 502)
+        self.assertEqual(self.sim.api("GET", pdf_link).body, natural)
+        entries = [(e["method"], e["path"].replace(report["report_id"], "<id>")
+                    .rsplit("/", 1)[0] if "download" in e["path"] else e["path"],
+                    e["status"], e["fault"]) for e in self.sim.log()["entries"]
+                   if "/reports/" not in e["path"] or "download" in e["path"]]
+        self.assertEqual(entries, [
+            ("POST", "/api/v1/targets", 503, "status"), ("POST", "/api/v1/targets", 0, "drop"),
+            ("POST", "/api/v1/targets", 201, "mutate"), ("POST", "/api/v1/reports", 201, "mutate"),
+            ("GET", "/api/v1/reports/download", 200, None),
+            ("GET", "/api/v1/reports/download", 200, "truncate"),
+            ("GET", "/api/v1/reports/download", 200, "huge"),
+            ("GET", "/api/v1/reports/download", 502, "status"),
+            ("GET", "/api/v1/reports/download", 200, None)])
+        counts = self.sim.ctl("GET", "/stats")["counts"]
+        self.assertEqual(counts["GET /api/v1/reports/download/{descriptor} 200"], 4)
+        self.assertEqual(counts["POST /api/v1/targets 201"], 1)
+        everything = json.dumps([self.sim.log(), self.sim.ctl("GET", "/stats"),
+                                 self.sim.ctl("GET", "/targets"),
+                                 self.sim.ctl("GET", "/reports")])
+        self.assertNotIn(TOKEN, everything)
+
     def test_count_limited_rule(self):
         self.sim.faults({"match": PROFILES_PATH, "fault": "status", "status": 503,
                          "count": 2})
@@ -1730,12 +2514,15 @@ VARIANT_DEFAULTS = {"shape": "single", "scan_id_in": "location", "pagination": "
                     "cursors": "offset", "session_end_date": False,
                     "session_before_start": "status_only", "auth_failure": 401,
                     "scan_filter": "honour", "dates": "offset", "list_session": "full",
-                    "list_churn": 0}
+                    "list_churn": 0, "download_auth": "none", "report_size": 0,
+                    "report_outcome": "completed"}
 VARIANT_OTHERS = {"shape": ["wrapped"], "scan_id_in": ["body+location", "body"],
                   "pagination": ["next_cursor", "next_cursor_int"], "cursors": ["opaque"],
                   "session_end_date": [True], "session_before_start": ["empty"],
                   "auth_failure": [400], "scan_filter": ["ignore"], "dates": ["naive"],
-                  "list_session": ["omit"], "list_churn": [1, 7, 1000]}
+                  "list_session": ["omit"], "list_churn": [1, 7, 1000],
+                  "download_auth": ["required"], "report_size": [1, 100000],
+                  "report_outcome": ["failed", "stuck"]}
 
 
 class ServerTests(SimTestCase):
@@ -1860,7 +2647,10 @@ class ServerTests(SimTestCase):
                     {"list_churn": "3"}, {"list_churn": True}, {"list_churn": False},
                     {"list_churn": None}, {"list_churn": [1]},
                     {"shape": "wrapped", "cursors": "keyset"},
-                    {"shape": "wrapped", "list_churn": -3}):
+                    {"shape": "wrapped", "list_churn": -3},
+                    {"download_auth": "sometimes"}, {"download_auth": None},
+                    {"report_size": -1}, {"report_size": "10"}, {"report_size": 1.5},
+                    {"report_outcome": "exploded"}, {"report_outcome": None}):
             with self.subTest(change=bad):
                 self.sim.ctl("POST", "/config", bad, expect=400)
         self.assertEqual(self.sim.ctl("GET", "/config")["shape"], "single")   # all or nothing
@@ -1969,6 +2759,69 @@ class ServerTests(SimTestCase):
 # Command-line options (separate simulator processes)
 # ---------------------------------------------------------------------------
 
+CHECKER = os.path.join(os.path.dirname(HERE), "contract", "check_contract.py")
+HAVE_CHECKER_DEPS = (os.path.exists(CHECKER)
+                     and subprocess.run([PYTHON, "-c", "import yaml, jsonschema"],
+                                        capture_output=True).returncode == 0)
+
+
+@unittest.skipUnless(HAVE_CHECKER_DEPS, "check_contract.py needs python3-yaml and "
+                                        "python3-jsonschema")
+class ContractTests(ResourceAssertions, SpecAssertions, unittest.TestCase):
+    """The new routes' exchanges pass test/contract/check_contract.py."""
+
+    def test_new_routes_pass_the_contract_checker(self):
+        tmp = tempfile.mkdtemp(prefix="invicti_sim_contract_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        log = os.path.join(tmp, "contract.jsonl")
+        sim = Simulator("--contract-log", log)
+        try:
+            target = sim.api("POST", "/targets", {"address": "https://c.test",
+                                                  "criticality": 20}).json()
+            path = f"/targets/{target['target_id']}"
+            sim.api("GET", path)
+            sim.api("PATCH", path, {"address": "https://c.test", "description": "c"})
+            sim.api("GET", "/targets?l=1")
+            profile = sim.api("POST", PROFILES, {"name": "C", "checks": ["wvs/Scripts"]}).json()
+            sim.api("GET", f"{PROFILES}/{profile['profile_id']}")
+            sim.api("GET", PROFILES)
+            sim.api("GET", "/report_templates")
+            scan_id = sim.launch_id(target["target_id"], profile["profile_id"])
+            sim.wait_status(scan_id, "completed")
+            report = sim.new_report({"list_type": "scans", "id_list": [scan_id]})
+            report = sim.wait_report(report["report_id"])
+            sim.api("GET", "/reports")
+            for link in report["download"]:
+                self.assertEqual(sim.api("GET", link.removeprefix("/api/v1")).status, 200)
+                self.assertEqual(sim.api("GET", link.removeprefix("/api/v1"),
+                                         token=None).status, 200)
+            sim.config(report_size=200000)
+            sim.api("GET", report["download"][1].removeprefix("/api/v1"), token=None)
+            self.assertEqual(sim.api("GET", "/reports/download/unknown.pdf").status, 404)
+            self.assertEqual(sim.api("GET", f"/reports/{tid(1)}").status, 404)
+            self.assertEqual(sim.api("GET", f"/targets/{tid(1)}").status, 404)
+            self.assertEqual(sim.api("DELETE", f"{PROFILES}/{FULL_SCAN}").status, 409)
+            self.assertEqual(sim.api("DELETE", f"/reports/{report['report_id']}").status, 204)
+            self.assertEqual(sim.api("DELETE", f"{PROFILES}/{profile['profile_id']}").status,
+                             204)
+            self.assertEqual(sim.api("DELETE", path).status, 204)
+        finally:
+            sim.stop()
+        with open(log, encoding="utf-8") as f:
+            exchanges = [json.loads(line) for line in f]
+        pdf = [e for e in exchanges if e["path"].endswith(".pdf") and e["status"] == 200]
+        self.assertEqual(pdf[0]["response_headers"]["content-type"], "application/pdf")
+        self.assertEqual(pdf[-1]["response_length"], 200000)
+        self.assertLessEqual(len(pdf[-1]["response"]), 4096)  # a file is not kept whole
+        self.assertNotIn(TOKEN, json.dumps(exchanges))
+        proc = subprocess.run([PYTHON, CHECKER, log], capture_output=True, text=True,
+                              timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("every request and answer conforms", proc.stdout)
+        self.assertIn("1 x GET /reports/download/{descriptor}: 404 from the download",
+                      proc.stdout)
+
+
 class CommandLineTests(SpecAssertions, unittest.TestCase):
 
     def test_startup_options(self):
@@ -2029,7 +2882,8 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
                         "--variant", "session_before_start=empty",
                         "--variant", "auth_failure=400", "--variant", "scan_filter=ignore",
                         "--variant", "dates=naive", "--variant", "list_session=omit",
-                        "--variant", "list_churn=1")
+                        "--variant", "list_churn=1", "--variant", "download_auth=required",
+                        "--variant", "report_size=4096", "--variant", "report_outcome=stuck")
         try:
             config = sim.ctl("GET", "/config")
             self.assertEqual({k: config[k] for k in VARIANT_DEFAULTS},
@@ -2037,7 +2891,9 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
                               "pagination": "next_cursor_int", "cursors": "offset",
                               "session_end_date": True, "session_before_start": "empty",
                               "auth_failure": 400, "scan_filter": "ignore",
-                              "dates": "naive", "list_session": "omit", "list_churn": 1})
+                              "dates": "naive", "list_session": "omit", "list_churn": 1,
+                              "download_auth": "required", "report_size": 4096,
+                              "report_outcome": "stuck"})
             self.assertError(sim.api("GET", PROFILES, token=None), 400,
                              "Invalid Authorization header")
             sim.add_targets({"target_id": tid(1), "duration_scale": 10000})
@@ -2060,7 +2916,8 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
             sim.ctl("POST", "/reset")
             config = sim.ctl("GET", "/config")
             self.assertEqual((config["auth_failure"], config["list_session"],
-                              config["list_churn"]), (400, "omit", 1))
+                              config["list_churn"], config["report_outcome"]),
+                             (400, "omit", 1, "stuck"))
         finally:
             self.assertNotIn("Traceback", sim.stop())
         sim = Simulator("--variant", "cursors=opaque", "--variant", "session_end_date=false",
@@ -2098,7 +2955,10 @@ class CommandLineTests(SpecAssertions, unittest.TestCase):
                      ["--token", "x", "--variant", "list_churn=1.5"],
                      ["--token", "x", "--variant", "list_churn=many"],
                      ["--token", "x", "--variant", "list_churn=\u00b2"],
-                     ["--token", "x", "--variant", "list_churn=" + "9" * 5000]):
+                     ["--token", "x", "--variant", "list_churn=" + "9" * 5000],
+                     ["--token", "x", "--variant", "download_auth=maybe"],
+                     ["--token", "x", "--variant", "report_size=-5"],
+                     ["--token", "x", "--variant", "report_outcome=lost"]):
             with self.subTest(args=args):
                 proc = subprocess.run([PYTHON, SIM] + args, capture_output=True, text=True,
                                       timeout=30)

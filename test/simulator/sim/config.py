@@ -4,9 +4,11 @@ or a real server may differ from them, each variant is a setting.
 The default of every setting is what the vendor's Swagger file ("Acunetix
 Scanner API", test/contract/acunetix-api.yaml) says.  The other values are
 other real shapes (the seed document's, older servers'), each named for its
-source in VARIANTS.  Two are invented, from no vendor source, to stress
-clients: list_session "omit" and list_churn above 0; their defaults are the
-spec's behaviour.
+source in VARIANTS.  Some are invented, from no vendor source, to stress
+clients: list_session "omit", list_churn above 0, report_size above 0 and
+report_outcome "failed" or "stuck"; their defaults are the spec's behaviour
+(for report_outcome, the vendor clients' "completed": the spec names no
+report statuses).
 
 It must never return a token value: the public view says only whether one
 is set.
@@ -59,6 +61,18 @@ VARIANTS = {
     # every request, so offset pages overlap or skip (invented stress mode;
     # 0, no rotation, is the spec's behaviour)
     "list_churn": (0, Count()),
+    # GET /reports/download/{descriptor}: the spec lists no "security" for
+    # it, so it is served with or without X-Auth ("none"); "required": 401
+    # (or 400 under auth_failure=400) without a valid X-Auth, 403 for the
+    # forbidden token, like every other route
+    "download_auth": ("none", ("required",)),
+    # the size of each downloaded report file: 0 its natural size; N > 0
+    # pads it (inside an HTML or PDF comment) to N bytes (invented knob)
+    "report_size": (0, Count()),
+    # how a report generation ends: "completed" (the vendor clients'
+    # status), "failed" (download stays []) or "stuck" (stays "processing");
+    # fixed for a report when it is created (invented knob)
+    "report_outcome": ("completed", ("failed", "stuck")),
 }
 
 

@@ -1,4 +1,5 @@
-"""The control API (/_sim/...): targets, faults, log, outage.
+"""The control API (/_sim/...): targets, scanning profiles, report
+templates, scans, reports, faults, log, outage.
 
 It must never be reachable on the API port, and never shows a token.
 
@@ -10,6 +11,8 @@ import os
 from .faults import FaultRule, _number
 from .httpserver import ApiError, Router, json_response
 from .model import BUILTIN_TARGET_ID, Target, iso
+from .reports import control_templates
+from .resources import control_profiles
 
 # ---------------------------------------------------------------------------
 # The control API (/_sim/...)
@@ -22,9 +25,15 @@ class ControlApp:
         r.add("/_sim/health", get=self.health)
         r.add("/_sim/reset", post=self.reset)
         r.add("/_sim/targets", get=self.get_targets, put=self.put_targets)
+        r.add("/_sim/targets/{target_id}", delete=self.delete_target)
+        r.add("/_sim/profiles", get=self.get_profiles, put=self.put_profiles)
+        r.add("/_sim/report_templates", get=self.get_templates, put=self.put_templates)
         r.add("/_sim/scans", get=self.list_scans)
         r.add("/_sim/scans/{scan_id}", get=self.get_scan)
         r.add("/_sim/scans/{scan_id}/force", post=self.force)
+        r.add("/_sim/reports", get=self.list_reports)
+        r.add("/_sim/reports/{report_id}", get=self.get_report)
+        r.add("/_sim/reports/{report_id}/force", post=self.force_report)
         r.add("/_sim/log", get=self.get_log)
         r.add("/_sim/stats", get=self.stats)
         r.add("/_sim/config", get=self.get_config, post=self.post_config)
@@ -86,6 +95,57 @@ class ControlApp:
         for target in targets:
             self.sim.put_target(target)
         return self.get_targets(req)
+
+    def delete_target(self, req, target_id):
+        """As DELETE /api/v1/targets/<id>, but unseen by the request log."""
+        if not self.sim.delete_target(target_id.lower()):
+            raise ApiError(404, [f"Target {target_id} not found"])
+        return self.get_targets(req)
+
+    def get_profiles(self, req):
+        return json_response({"profiles": list(self.sim.profiles.values())})
+
+    def put_profiles(self, req):
+        try:
+            self.sim.profiles = control_profiles(self._body(req).get("profiles"))
+        except ValueError as exc:
+            raise ApiError(400, [str(exc)]) from None
+        return self.get_profiles(req)
+
+    def get_templates(self, req):
+        return json_response({"templates": self.sim.report_templates})
+
+    def put_templates(self, req):
+        try:
+            self.sim.report_templates = control_templates(self._body(req).get("templates"))
+        except ValueError as exc:
+            raise ApiError(400, [str(exc)]) from None
+        return self.get_templates(req)
+
+    def list_reports(self, req):
+        now, prefix = self.sim.clock.now(), self.sim.api.PREFIX
+        return json_response({"reports": [r.sim_json(now, prefix)
+                                          for r in self.sim.reports.values()]})
+
+    def _find_report(self, report_id):
+        report = self.sim.reports.get(report_id.lower())
+        if report is None:
+            raise ApiError(404, [f"Report {report_id} not found"])
+        return report
+
+    def get_report(self, req, report_id):
+        return json_response(self._find_report(report_id).sim_json(self.sim.clock.now(),
+                                                                   self.sim.api.PREFIX))
+
+    def force_report(self, req, report_id):
+        report = self._find_report(report_id)
+        body = self._body(req)
+        status = body.get("status", 0)
+        if set(body) != {"status"} or not (status is None or (isinstance(status, str)
+                                                                and status)):
+            raise ApiError(400, ['expected {"status": non-empty string|null}'])
+        report.pin = status
+        return self.get_report(req, report_id)
 
     def _scan_json(self, scan, now):
         st = scan.state(now)

@@ -52,13 +52,18 @@ def _boolean(value, name):
 # Hostile answers for the "mutate" fault.  None of them is something the
 # real API is known to do: they stand for a broken or malicious server.
 #   echo_token     the request's X-Auth value in an "echo" field of every JSON
-#                  body and in error reasons; a launch's Location and scan_id
-#                  carry it instead of the scan id
+#                  body and in error reasons; a 201's Location and id field
+#                  (scan_id, target_id, profile_id, report_id) carry it
+#                  instead of the new object's id
 #   escaped_token  the same value spelled with \\u escapes in an "echo" field
 #   long_vuln_id   the first finding of a page gets a vuln_id of `bytes` bytes
 #   cursor_cycle   list pages never end: the next cursor alternates between
 #                  "cycle-A" and "cycle-B", each serving the first page
 #   bad_counts     current_session.severity_counts becomes `counts`
+# the id field of what a 201 created, by the collection in its Location
+CREATED_ID_KEYS = {"scans": "scan_id", "targets": "target_id",
+                   "scanning_profiles": "profile_id", "reports": "report_id"}
+
 MUTATIONS = ("echo_token", "escaped_token", "long_vuln_id", "cursor_cycle", "bad_counts")
 
 # kind -> {param: (default, validator)}
@@ -252,10 +257,16 @@ class FaultInjection:
         if mutation == "cursor_cycle":
             req.query = sent_query      # the request log shows what the client sent
         token = (req.headers.get(b"x-auth") or b"").decode("latin-1")
-        if mutation == "echo_token":
-            if resp.status == 201:
-                resp.headers = [(n, v) for n, v in resp.headers if n != "Location"] + [
-                    ("Location", f"{self.PREFIX}/scans/{token}")]
+        id_key = None
+        if mutation == "echo_token" and resp.status == 201:
+            # the token instead of the new object's id: in Location (added
+            # for a launch that had none) and in its id field
+            location = next((v for n, v in resp.headers if n == "Location"),
+                            f"{self.PREFIX}/scans/")
+            collection = location.rsplit("/", 1)[0]
+            id_key = CREATED_ID_KEYS.get(collection.rsplit("/", 1)[1])
+            resp.headers = [(n, v) for n, v in resp.headers if n != "Location"] + [
+                ("Location", f"{collection}/{token}")]
         try:
             body = json.loads(resp.body) if resp.body else None
         except ValueError:
@@ -266,8 +277,8 @@ class FaultInjection:
             body["echo"] = token
             if "reason" in body:
                 body["reason"] = f"{body['reason']} (token {token})"
-            if resp.status == 201:
-                body["scan_id"] = token
+            if id_key is not None:
+                body[id_key] = token
         elif mutation == "escaped_token":
             escaped = "".join(f"\\u{ord(ch):04x}" for ch in token)
             raw = encode_json(body)
@@ -301,8 +312,12 @@ class FaultInjection:
         self.sim.record(req, resp.status, fault, resp, closed)
 
     async def _send_huge(self, conn, req, resp, size):
-        """Valid JSON padded to `size` bytes, streamed in chunks."""
-        if resp.body:
+        """Valid JSON padded to `size` bytes, streamed in chunks (a body that
+        is not JSON, such as a report file, gets the padding after it)."""
+        if resp.body and not resp.ctype.startswith(b"application/json"):
+            prefix, suffix = resp.body, b""
+            status = resp.status
+        elif resp.body:
             prefix, suffix = b'{"_sim_padding":"', b'",' + resp.body[1:]
             status = resp.status
         else:

@@ -28,6 +28,8 @@ BUILTIN_TARGET = {
     "duration_scale": 1.0,
 }
 
+# The built-in scanning profiles: the initial state of the simulator's
+# profile store (resources.py), restored on reset.
 SCANNING_PROFILES = [
     ("11111111-1111-1111-1111-111111111111", "Full Scan"),
     ("11111111-1111-1111-1111-111111111112", "High Risk"),
@@ -37,6 +39,8 @@ SCANNING_PROFILES = [
     ("11111111-1111-1111-1111-111111111117", "Crawl Only"),
 ]
 PROFILE_NAMES = dict(SCANNING_PROFILES)
+# The spec's Target.type enum (its default first).
+TARGET_TYPES = ("default", "demo", "network")
 
 OUTCOMES = ("completed", "failed", "aborted", "paused", "unknown", "stuck_unknown")
 TERMINAL = frozenset(("completed", "failed", "aborted"))
@@ -175,11 +179,13 @@ class SimClock:
 # ---------------------------------------------------------------------------
 
 class Target:
-    """Immutable once built: PUT /_sim/targets replaces the object."""
-    __slots__ = ("target_id", "address", "description", "criticality", "outcome",
+    """PUT /_sim/targets replaces the object; only PATCH /api/v1/targets/<id>
+    changes one in place (description, criticality: resources.py), and drops
+    the cached answers of its scans when it does."""
+    __slots__ = ("target_id", "address", "description", "criticality", "type", "outcome",
                  "duration_scale", "polls_to_finish", "final_counts", "order")
 
-    FIELDS = {"target_id", "address", "description", "criticality", "outcome",
+    FIELDS = {"target_id", "address", "description", "criticality", "type", "outcome",
               "duration_scale", "polls_to_finish", "severity_counts"}
 
     def __init__(self, spec, order):
@@ -195,12 +201,15 @@ class Target:
         self.address = spec.get("address", f"https://{self.target_id[:8]}.sim.invicti.test")
         self.description = spec.get("description", "")
         self.criticality = spec.get("criticality", 10)
+        self.type = spec.get("type", "default")
         self.outcome = spec.get("outcome", "completed")
         self.duration_scale = spec.get("duration_scale", 1.0)
         if not isinstance(self.address, str) or not isinstance(self.description, str):
             raise ValueError("address and description must be strings")
         if type(self.criticality) is not int:
             raise ValueError("criticality must be an integer")
+        if self.type not in TARGET_TYPES:
+            raise ValueError(f"type must be one of {list(TARGET_TYPES)}")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {list(OUTCOMES)}")
         scale = self.duration_scale
@@ -228,8 +237,8 @@ class Target:
     def sim_json(self, builtin):
         return {"target_id": self.target_id, "address": self.address,
                 "description": self.description, "criticality": self.criticality,
-                "outcome": self.outcome, "duration_scale": self.duration_scale,
-                "polls_to_finish": self.polls_to_finish,
+                "type": self.type, "outcome": self.outcome,
+                "duration_scale": self.duration_scale, "polls_to_finish": self.polls_to_finish,
                 "severity_counts": dict(self.final_counts), "builtin": builtin}
 
 
@@ -249,12 +258,14 @@ class Scan:
     """
 
     def __init__(self, seq, scan_id, session_id, target, profile_id, schedule,
-                 options, launch_u, created_at, disabled=False):
+                 options, launch_u, created_at, disabled=False, profile_name=None):
         self.seq = seq
         self.scan_id = scan_id
         self.session_id = session_id
         self.target = target
         self.profile_id = profile_id
+        # the profile's name at launch (the profile may be deleted since)
+        self.profile_name = profile_name or PROFILE_NAMES.get(profile_id, "")
         self.schedule = schedule
         self.options = options          # continuous, incremental, max_scan_time
         self.launch_u = launch_u        # when the timeline starts (schedule.start_date)
@@ -355,6 +366,11 @@ class Scan:
                          (u + 1 + (99.0 - min(p, 99.0)) / rate, "completed", 100.0, 0.0)]
             self.session_start_u = current.start_u if current.start_u is not None else u
         self.plan = plan
+
+    def forget_cached(self):
+        """Drop the cached answer and findings (its target was changed)."""
+        self.cache_key = None
+        self._vulns = None
 
     # -- derived data --
     def counts(self, progress):

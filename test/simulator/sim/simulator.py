@@ -1,4 +1,5 @@
-"""The simulator's state: configuration, scans, targets, log, outage.
+"""The simulator's state: configuration, scans, targets, scanning profiles,
+report templates, reports, log, outage.
 
 It must never listen anywhere but the configured host.
 
@@ -17,7 +18,13 @@ from .control import ControlApp
 from .faults import FaultSet
 from .httpserver import Interner, Listener
 from .model import BUILTIN_TARGET, SimClock, Target
+from .reports import builtin_templates
 from .requestlog import RequestLog
+from .resources import builtin_profiles
+
+# The contract log keeps at most this much of a non-JSON answer (a report
+# file: the checker does not read a `type: file` body).
+CONTRACT_FILE_CHARS = 4096
 
 # ---------------------------------------------------------------------------
 # The simulator state
@@ -49,11 +56,18 @@ class Simulator:
     def reset_state(self):
         self.config = self.startup_config.copy()
         self.clock = SimClock(self.config.time_scale)
-        self.id_rng = random.Random(f"{self.args.seed}:ids")
+        self.id_rng = random.Random(f"{self.args.seed}:ids")          # scans, sessions
+        # ids of what the API creates besides scans: targets, profiles, reports
+        self.object_rng = random.Random(f"{self.args.seed}:objects")
         self.faults = FaultSet(self.args.seed)
         self.targets = {}
+        self.next_target_order = 0
         for spec in [BUILTIN_TARGET] + self.startup_targets:
             self.put_target(Target(spec, 0))
+        self.profiles = builtin_profiles()              # profile_id -> ScanningProfile
+        self.report_templates = builtin_templates()     # [ReportTemplate]
+        self.reports = {}                               # report_id -> reports.Report
+        self.report_descriptors = {}                    # descriptor -> reports.Report
         self.scans = {}
         self.log.clear()
         self.stats = {}
@@ -62,9 +76,30 @@ class Simulator:
         self.api.configure(self.config)
 
     def put_target(self, target):
+        """Add a target after the others, or replace one in its place."""
         old = self.targets.get(target.target_id)
-        target.order = old.order if old else len(self.targets)
+        if old is not None:
+            target.order = old.order
+        else:
+            target.order = self.next_target_order
+            self.next_target_order += 1
         self.targets[target.target_id] = target
+
+    def delete_target(self, target_id):
+        """Remove a target with what belongs to it (the spec: "upon deletion
+        of a Scan Target, all associated resource will also be deleted"):
+        its scans become deleted, and so do the reports tied to it.
+        False if there is no such target."""
+        if self.targets.pop(target_id, None) is None:
+            return False
+        now = time.time()
+        for scan in self.scans.values():
+            if scan.target.target_id == target_id and not scan.deleted:
+                scan.deleted_at = now
+        for report in self.reports.values():
+            if target_id in report.target_ids and not report.deleted:
+                report.deleted_at = now
+        return True
 
     def set_config(self, config):
         if config.time_scale != self.config.time_scale:
@@ -113,7 +148,13 @@ class Simulator:
                  "status": status, "fault": fault}
         if fault is None and status:
             entry["response_headers"] = {name.lower(): value for name, value in meta.headers}
-            entry["response"] = meta.body.decode("utf-8", "replace") if meta.body else ""
+            body = meta.body
+            if body:
+                entry["response_headers"]["content-type"] = meta.ctype.decode("latin-1")
+            if body and not meta.ctype.startswith(b"application/json"):
+                entry["response_length"] = len(body)
+                body = body[:CONTRACT_FILE_CHARS]
+            entry["response"] = body.decode("utf-8", "replace") if body else ""
             if meta.off_spec:
                 entry["off_spec"] = meta.off_spec
         self.contract_log.write(json.dumps(entry) + "\n")
