@@ -136,7 +136,7 @@ static const char *const page_sql[NUM_CATALOGS] = {
 	"up AS (INSERT INTO @S.invicti_targets AS t "
 	"  (target_id, address, description, criticality, last_scan_id, last_scan_session_id, "
 	"   last_scan_session_status, raw, synced_at) "
-	"  SELECT id, item ->> 'address', pg_catalog.coalesce(item ->> 'description', ''), "
+	"  SELECT id, item ->> 'address', COALESCE(item ->> 'description', ''), "
 	"    CASE WHEN pg_catalog.jsonb_typeof(item -> 'criticality') = 'number' "
 	"          AND (item ->> 'criticality') IN ('0', '10', '20', '30') "
 	"         THEN (item ->> 'criticality')::pg_catalog.int4 END, "
