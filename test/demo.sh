@@ -155,18 +155,48 @@ EOF
   as_test_user pg_ctl -D "$dir/data" -l "$dir/postgres.log" -w start >/dev/null
 }
 
-# The SQL that creates the extension and launches one scan per target.
+NEW_TARGET="https://shop.demo.example"
+
+# The configure step: a target added from SQL (the worker creates it through
+# the API, at most once) while the worker syncs the targets and profiles.
+configure_sql() {
+  echo "CREATE EXTENSION invicti_scan;"
+  echo "SELECT invicti_add_target('$NEW_TARGET', 'added from SQL by make demo', 30);"
+}
+
+configure() {
+  local i state
+  log "creating the extension and adding a target"
+  configure_sql | demo_psql -t -A -a
+  for i in $(seq 1 60); do
+    state=$(demo_psql -tA -c "SELECT (SELECT status FROM invicti_target_requests WHERE address = '$NEW_TARGET')
+                                     || '/' || (SELECT count(*) FROM invicti_sync_status WHERE succeeded_at IS NOT NULL)")
+    case $state in
+      created/3) break ;;
+      failed/*) die "adding $NEW_TARGET failed: $(demo_psql -tA -c "SELECT last_error FROM invicti_target_requests")" ;;
+    esac
+    [ "$i" -lt 60 ] || die "the target was not created and the catalogs not synced within 30 s ($state)"
+    sleep 0.5
+  done
+  demo_psql -P footer=off -c "SELECT id, address, status, target_id FROM invicti_target_requests"
+  demo_psql -P footer=off -c "SELECT catalog, items, succeeded_at::time(0) FROM invicti_sync_status ORDER BY 1"
+  demo_psql -P footer=off -c "SELECT left(target_id::text, 8) AS target, address, criticality FROM invicti_targets ORDER BY address"
+}
+
+# The SQL that launches one scan per target: the demo targets by profile id,
+# the new one by profile name, straight from invicti_targets.
 launch_sql() {
   local t id outcome scale profile expect
-  echo "CREATE EXTENSION invicti_scan;"
   for t in "${TARGETS[@]}"; do
     read -r id outcome scale profile expect <<<"$t"
     echo "SELECT invicti_launch_scan('$id', '$profile');  -- $expect"
   done
+  echo "SELECT invicti_launch_scan(target_id, 'Full Scan') FROM invicti_targets"
+  echo "  WHERE address = '$NEW_TARGET';  -- the target added from SQL, by profile name"
 }
 
 launch_scans() {
-  log "creating the extension and launching the scans"
+  log "launching the scans"
   launch_sql | demo_psql -t -A -a
 }
 
@@ -215,6 +245,9 @@ Try:
   SELECT severity_name, vt_name, findings FROM invicti_findings_summary;
   SELECT id, invicti_scan_passed(id) FROM invicti_scans WHERE status = 'completed';
   SELECT requests, requests_by_kind FROM invicti_scan_stats;
+  SELECT invicti_add_target('https://blog.demo.example', 'my blog', 10);
+  SELECT invicti_sync();                                        -- then see invicti_sync_status
+  SELECT target_id, address, last_scan_session_status FROM invicti_targets;
   LISTEN invicti_scan;                                          -- status changes as they happen
 
 The simulator's control API is at $control/ (docs: test/simulator/invicti_sim.py).
@@ -243,6 +276,7 @@ cd "$dir"
 start_simulator
 register_targets
 start_cluster
+configure
 launch_scans
 watch_scans
 print_playground
