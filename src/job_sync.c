@@ -302,4 +302,3 @@ job_sync_start_round(TimestampTz now)
 	job_submit(job);
 	return true;
 }
-
