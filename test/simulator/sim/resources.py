@@ -175,7 +175,12 @@ class TargetRoutes:
         rows = [self._target_item(t, last.get(t.target_id), now) for t in targets]
         page, pagination = paginate(self._config, "targets", rows,
                                     [t.order for t in targets], args, "", "order:asc")
-        return json_response({"targets": page, "pagination": pagination})
+        resp = json_response({"targets": page, "pagination": pagination})
+        # PUT /_sim/targets may plant what the API would never list (tests
+        # of a client's defences): say so in the contract log
+        if any(len(item["address"]) > 1024 for item in page):
+            resp.off_spec = "a target planted with an address over the spec's 1024 characters (hostile input)"
+        return resp
 
     def add_target(self, req):
         body = req.json_body()
