@@ -25,6 +25,7 @@ OBJS = \
 	src/severity_counts.o \
 	src/scan_store.o \
 	src/catalog_store.o \
+	src/report_store.o \
 	src/store_transaction.o \
 	src/poll_schedule.o \
 	src/retry_policy.o \
@@ -37,6 +38,7 @@ OBJS = \
 	src/job_import.o \
 	src/job_sync.o \
 	src/job_target.o \
+	src/job_report.o \
 	src/target_address.o \
 	src/launch_options.o \
 	src/table_work.o \
@@ -47,6 +49,7 @@ OBJS = \
 	src/sql_api.o \
 	src/sql_gate.o \
 	src/sql_catalog.o \
+	src/sql_report.o \
 	src/scan_wait.o \
 	src/commit_wake.o \
 	src/scan_events.o
@@ -59,7 +62,7 @@ DATA        = $(wildcard sql/$(EXTENSION)--*.sql) $(wildcard $(EXTENSION)--*.con
 # installcheck` (after `make install`) runs them, as pg_cron's do, on a
 # temporary instance that preloads the library (test/regress.conf), so
 # they need no server of yours and touch none.
-REGRESS      = launch privileges abort reporting security state_machine relocate refresh wait catalog
+REGRESS      = launch privileges abort reporting security state_machine relocate refresh wait catalog report
 REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=test/regress.conf
 
 # TAP suites (test/t/*.pl, PostgreSQL::Test::Cluster against the project's

@@ -19,6 +19,8 @@ const char *const api_call_names[NUM_CALL_KINDS] = {
 	[CALL_SYNC] = "sync",
 	[CALL_ADD_TARGET] = "add_target",
 	[CALL_FIND_TARGET] = "find_target",
+	[CALL_REPORT] = "report",
+	[CALL_REPORT_DOWNLOAD] = "report_download",
 };
 
 const char *const api_call_nouns[NUM_CALL_KINDS] = {
@@ -32,6 +34,8 @@ const char *const api_call_nouns[NUM_CALL_KINDS] = {
 	[CALL_SYNC] = "sync request",
 	[CALL_ADD_TARGET] = "target creation",
 	[CALL_FIND_TARGET] = "target list request",
+	[CALL_REPORT] = "report request",
+	[CALL_REPORT_DOWNLOAD] = "report download",
 };
 
 const bool	api_call_urgent[NUM_CALL_KINDS] = {

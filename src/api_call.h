@@ -23,6 +23,8 @@ typedef enum ApiCallKind
 								 * /report_templates: the catalogs */
 	CALL_ADD_TARGET,			/* POST /targets */
 	CALL_FIND_TARGET,			/* GET /targets after an unknown add */
+	CALL_REPORT,				/* POST /reports, GET /reports/{id} */
+	CALL_REPORT_DOWNLOAD,		/* GET /reports/download/{descriptor} */
 	NUM_CALL_KINDS
 } ApiCallKind;
 

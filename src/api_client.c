@@ -337,7 +337,7 @@ build_headers(const ApiRequest *req, bool *ok)
 		list = tmp; \
 	} while (0)
 
-	APPEND_HEADER("Accept: application/json");
+	APPEND_HEADER(req->file ? "Accept: */*" : "Accept: application/json");
 	if (req->json_body)
 		APPEND_HEADER("Content-Type: application/json");
 	/* no "Expect: 100-continue" round trip for our small bodies */
@@ -378,7 +378,7 @@ api_client_submit(const ApiRequest *req, void *tag, MemoryContext cxt,
 	t->easy = e;
 	t->tag = tag;
 	t->cxt = cxt;
-	t->limit = (size_t) invicti_max_response_kb * 1024;
+	t->limit = req->max_body > 0 ? req->max_body : (size_t) invicti_max_response_kb * 1024;
 
 #define SETOPT(opt, val) \
 	do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, (opt), (val)); } while (0)

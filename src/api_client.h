@@ -15,6 +15,8 @@ typedef struct ApiRequest
 	const char *url;
 	const char *json_body;		/* POST body, or NULL */
 	bool		fresh_connection;	/* never reuse a connection (see launch) */
+	size_t		max_body;		/* largest body accepted; 0: max_response_size */
+	bool		file;			/* a download: accept any type, not only JSON */
 } ApiRequest;
 
 /* What came back.  Every pointer is palloc'd in the submitter's context. */
@@ -23,7 +25,7 @@ typedef struct ApiResponse
 	int			curl_code;		/* CURLcode; 0 when the transfer finished */
 	long		http_status;	/* 0 when no HTTP response was received */
 	bool		request_sent;	/* any byte of the request left this host */
-	bool		too_large;		/* body exceeded max_response_size */
+	bool		too_large;		/* body exceeded max_body (max_response_size) */
 	char	   *body;			/* NUL-terminated; body_len excludes the NUL */
 	size_t		body_len;
 	char	   *location;		/* Location header, or NULL */

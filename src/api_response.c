@@ -481,6 +481,30 @@ api_target_item(JsonbValue *item, pg_uuid_t *target_id, char **address)
 }
 
 bool
+api_report_state(Jsonb *body, char **status, List **downloads)
+{
+	JsonbContainer *list;
+	int			n;
+	int			i;
+
+	*status = NULL;
+	*downloads = NIL;
+	if (body == NULL || !JsonContainerIsObject(&body->root))
+		return false;
+	*status = json_get_string(&body->root, "status");
+	list = json_get_container(&body->root, "download", false);
+	n = list ? JsonContainerSize(list) : 0;
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(list, i);
+
+		if (v->type == jbvString)
+			*downloads = lappend(*downloads, pnstrdup(v->val.string.val, v->val.string.len));
+	}
+	return *status != NULL;
+}
+
+bool
 api_parse_timestamp(const char *s, TimestampTz *out)
 {
 	static pg_tz *utc = NULL;

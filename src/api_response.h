@@ -6,6 +6,7 @@
 #define INVICTI_API_RESPONSE_H
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -71,6 +72,12 @@ extern bool api_created_id(const ApiResponse *r, Jsonb *body, const char *key,
 /* The new scan's id from a 201 (api_created_id of scan_id). */
 extern bool api_launch_scan_id(const ApiResponse *r, Jsonb *body, pg_uuid_t *out,
 							   char **error);
+
+/*
+ * A Report (GET /reports/{id}): its status and its download entries (the
+ * strings of "download", palloc'd); false when it has no status.
+ */
+extern bool api_report_state(Jsonb *body, char **status, List **downloads);
 
 /* A target list item (GET /targets): its id and address; false if it has none. */
 extern bool api_target_item(JsonbValue *item, pg_uuid_t *target_id, char **address);

@@ -190,8 +190,8 @@ with_schema(const char *sql)
 }
 
 /* Run a statement; returns the rows processed (SPI_tuptable holds any result). */
-static uint64
-exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+uint64
+catalog_store_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
 	char	   *text = with_schema(sql);
 	int			rc = SPI_execute_with_args(text, nargs, types, values, nulls, false, 0);
@@ -223,8 +223,8 @@ col_text(int row, int colno)
 	return copy;
 }
 
-static Datum
-id_array(const int64 *ids, int n)
+Datum
+catalog_store_id_array(const int64 *ids, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 	int			i;
@@ -234,8 +234,8 @@ id_array(const int64 *ids, int n)
 	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-static Datum
-text_or_null(const char *s, char *null)
+Datum
+catalog_store_text_or_null(const char *s, char *null)
 {
 	*null = s ? ' ' : 'n';
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
@@ -251,7 +251,7 @@ catalog_store_page(Catalog c, Jsonb *body, TimestampTz round, int *skipped, char
 	bool		isnull;
 	int			stored;
 
-	exec(page_sql[c], 2, types, v, NULL);
+	catalog_store_exec(page_sql[c], 2, types, v, NULL);
 	stored = DatumGetInt32(col(0, 1, &isnull));
 	*skipped = DatumGetInt32(col(0, 2, &isnull));
 	*problem = col_text(0, 3);
@@ -273,19 +273,19 @@ catalog_store_round_done(Catalog c, TimestampTz round, int items, int skipped, c
 					"SELECT pg_catalog.count(*)::pg_catalog.int4 FROM v",
 					catalog_tables[c]);
 	v[0] = TimestampTzGetDatum(round);
-	exec(mark, 1, types, v, NULL);
+	catalog_store_exec(mark, 1, types, v, NULL);
 	vanished = DatumGetInt32(col(0, 1, &isnull));
 
 	v[1] = CStringGetTextDatum(catalog_names[c]);
 	v[2] = Int32GetDatum(items);
 	v[3] = Int32GetDatum(skipped);
 	v[4] = Int32GetDatum(vanished);
-	v[5] = text_or_null(note, &nulls[5]);
-	exec("UPDATE @S.invicti_sync_status SET started_at = $1, succeeded_at = pg_catalog.now(), "
-		 "  items = $3, skipped = $4, vanished = $5, last_error = $6, "
-		 "  last_error_at = CASE WHEN $6 IS NULL THEN last_error_at ELSE pg_catalog.now() END "
-		 "WHERE catalog = $2",
-		 6, types, v, nulls);
+	v[5] = catalog_store_text_or_null(note, &nulls[5]);
+	catalog_store_exec("UPDATE @S.invicti_sync_status SET started_at = $1, succeeded_at = pg_catalog.now(), "
+					   "  items = $3, skipped = $4, vanished = $5, last_error = $6, "
+					   "  last_error_at = CASE WHEN $6 IS NULL THEN last_error_at ELSE pg_catalog.now() END "
+					   "WHERE catalog = $2",
+					   6, types, v, nulls);
 	return vanished;
 }
 
@@ -296,9 +296,9 @@ catalog_store_round_failed(Catalog c, TimestampTz round, const char *error)
 	Datum		v[3] = {TimestampTzGetDatum(round), CStringGetTextDatum(catalog_names[c]),
 	CStringGetTextDatum(error)};
 
-	exec("UPDATE @S.invicti_sync_status SET started_at = $1, last_error = $3, "
-		 "  last_error_at = pg_catalog.now() WHERE catalog = $2",
-		 3, types, v, NULL);
+	catalog_store_exec("UPDATE @S.invicti_sync_status SET started_at = $1, last_error = $3, "
+					   "  last_error_at = pg_catalog.now() WHERE catalog = $2",
+					   3, types, v, NULL);
 }
 
 TimestampTz
@@ -307,7 +307,7 @@ catalog_store_sync_requested_at(void)
 	bool		isnull;
 	Datum		d;
 
-	exec("SELECT pg_catalog.max(requested_at) FROM @S.invicti_sync_status", 0, NULL, NULL, NULL);
+	catalog_store_exec("SELECT pg_catalog.max(requested_at) FROM @S.invicti_sync_status", 0, NULL, NULL, NULL);
 	d = col(0, 1, &isnull);
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
@@ -318,12 +318,12 @@ int
 catalog_store_sweep_targets(const int64 *busy, int nbusy, TimestampTz when)
 {
 	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		v[2] = {id_array(busy, nbusy), TimestampTzGetDatum(when)};
+	Datum		v[2] = {catalog_store_id_array(busy, nbusy), TimestampTzGetDatum(when)};
 
-	return (int) exec("UPDATE @S.invicti_target_requests SET status = 'reconcile', "
-					  "  next_attempt_at = $2, updated_at = pg_catalog.now() "
-					  "WHERE status = 'sending' AND id <> ALL ($1)",
-					  2, types, v, NULL);
+	return (int) catalog_store_exec("UPDATE @S.invicti_target_requests SET status = 'reconcile', "
+									"  next_attempt_at = $2, updated_at = pg_catalog.now() "
+									"WHERE status = 'sending' AND id <> ALL ($1)",
+									2, types, v, NULL);
 }
 
 static void
@@ -349,30 +349,30 @@ int
 catalog_store_claim_targets(const int64 *busy, int nbusy, int limit, TargetClaim **out)
 {
 	Oid			types[2] = {INT8ARRAYOID, INT4OID};
-	Datum		v[2] = {id_array(busy, nbusy), Int32GetDatum(limit)};
+	Datum		v[2] = {catalog_store_id_array(busy, nbusy), Int32GetDatum(limit)};
 	int			n;
 	int			m;
 
 	*out = SPI_palloc(sizeof(TargetClaim) * Max(limit, 1));
-	n = (int) exec("SELECT id, address, description, criticality, attempts "
-				   "FROM @S.invicti_target_requests "
-				   "WHERE status = 'reconcile' AND next_attempt_at <= pg_catalog.now() "
-				   "  AND id <> ALL ($1) "
-				   "ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
-				   2, types, v, NULL);
+	n = (int) catalog_store_exec("SELECT id, address, description, criticality, attempts "
+								 "FROM @S.invicti_target_requests "
+								 "WHERE status = 'reconcile' AND next_attempt_at <= pg_catalog.now() "
+								 "  AND id <> ALL ($1) "
+								 "ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+								 2, types, v, NULL);
 	take_claims(*out, 0, true);
 	if (n >= limit)
 		return n;
 	v[1] = Int32GetDatum(limit - n);
-	m = (int) exec("UPDATE @S.invicti_target_requests SET status = 'sending', "
-				   "  attempts = attempts + 1, last_attempt_at = pg_catalog.now(), "
-				   "  updated_at = pg_catalog.now() "
-				   "WHERE id IN (SELECT id FROM @S.invicti_target_requests "
-				   "  WHERE status = 'pending' AND next_attempt_at <= pg_catalog.now() "
-				   "    AND id <> ALL ($1) "
-				   "  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
-				   "RETURNING id, address, description, criticality, attempts",
-				   2, types, v, NULL);
+	m = (int) catalog_store_exec("UPDATE @S.invicti_target_requests SET status = 'sending', "
+								 "  attempts = attempts + 1, last_attempt_at = pg_catalog.now(), "
+								 "  updated_at = pg_catalog.now() "
+								 "WHERE id IN (SELECT id FROM @S.invicti_target_requests "
+								 "  WHERE status = 'pending' AND next_attempt_at <= pg_catalog.now() "
+								 "    AND id <> ALL ($1) "
+								 "  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+								 "RETURNING id, address, description, criticality, attempts",
+								 2, types, v, NULL);
 	take_claims(*out, n, false);
 	return n + m;
 }
@@ -381,13 +381,13 @@ TimestampTz
 catalog_store_targets_next_due(const int64 *busy, int nbusy)
 {
 	Oid			types[1] = {INT8ARRAYOID};
-	Datum		v[1] = {id_array(busy, nbusy)};
+	Datum		v[1] = {catalog_store_id_array(busy, nbusy)};
 	bool		isnull;
 	Datum		d;
 
-	exec("SELECT pg_catalog.min(next_attempt_at) FROM @S.invicti_target_requests "
-		 "WHERE " OPEN_REQUEST " AND status <> 'sending' AND id <> ALL ($1)",
-		 1, types, v, NULL);
+	catalog_store_exec("SELECT pg_catalog.min(next_attempt_at) FROM @S.invicti_target_requests "
+					   "WHERE " OPEN_REQUEST " AND status <> 'sending' AND id <> ALL ($1)",
+					   1, types, v, NULL);
 	d = col(0, 1, &isnull);
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
@@ -400,16 +400,16 @@ catalog_store_target_created(int64 id, const pg_uuid_t *target_id, Jsonb *item)
 	item ? JsonbPGetDatum(item) : (Datum) 0};
 	char		nulls[3] = {' ', ' ', item ? ' ' : 'n'};
 
-	exec("WITH r AS (UPDATE @S.invicti_target_requests SET status = 'created', target_id = $2, "
-		 "    last_error = NULL, next_attempt_at = NULL, updated_at = pg_catalog.now() "
-		 "  WHERE id = $1 AND status IN ('sending', 'reconcile') "
-		 "  RETURNING address, description, criticality) "
-		 "INSERT INTO @S.invicti_targets (target_id, address, description, criticality, raw, synced_at) "
-		 "SELECT $2, address, description, criticality, "
-		 "  CASE WHEN pg_catalog.jsonb_typeof($3) = 'object' THEN $3 ELSE '{}' END, pg_catalog.now() "
-		 "FROM r "
-		 "ON CONFLICT (target_id) DO UPDATE SET vanished_at = NULL",
-		 3, types, v, nulls);
+	catalog_store_exec("WITH r AS (UPDATE @S.invicti_target_requests SET status = 'created', target_id = $2, "
+					   "    last_error = NULL, next_attempt_at = NULL, updated_at = pg_catalog.now() "
+					   "  WHERE id = $1 AND status IN ('sending', 'reconcile') "
+					   "  RETURNING address, description, criticality) "
+					   "INSERT INTO @S.invicti_targets (target_id, address, description, criticality, raw, synced_at) "
+					   "SELECT $2, address, description, criticality, "
+					   "  CASE WHEN pg_catalog.jsonb_typeof($3) = 'object' THEN $3 ELSE '{}' END, pg_catalog.now() "
+					   "FROM r "
+					   "ON CONFLICT (target_id) DO UPDATE SET vanished_at = NULL",
+					   3, types, v, nulls);
 }
 
 /* Move an open request to `status` at `when` (NULL: not scheduled), with a note. */
@@ -425,11 +425,11 @@ target_move(int64 id, const char *from, const char *to, TimestampTz when, const 
 	v[1] = CStringGetTextDatum(to);
 	v[2] = TimestampTzGetDatum(when);
 	nulls[2] = when == 0 ? 'n' : ' ';
-	v[3] = text_or_null(note, &nulls[3]);
+	v[3] = catalog_store_text_or_null(note, &nulls[3]);
 	sql = psprintf("UPDATE @S.invicti_target_requests SET status = $2, next_attempt_at = $3, "
 				   "  last_error = $4, updated_at = pg_catalog.now() "
 				   "WHERE id = $1 AND status IN (%s)", from);
-	exec(sql, 4, types, v, nulls);
+	catalog_store_exec(sql, 4, types, v, nulls);
 }
 
 void
@@ -467,11 +467,11 @@ catalog_store_insert_target_request(const char *address, const char *description
 	Int32GetDatum(criticality), ObjectIdGetDatum(requested_by)};
 	bool		isnull;
 
-	exec("INSERT INTO @S.invicti_target_requests "
-		 "  (address, description, criticality, requested_by_oid, requested_by) "
-		 "SELECT $1, $2, $3, $4, r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = $4 "
-		 "RETURNING id",
-		 4, types, v, NULL);
+	catalog_store_exec("INSERT INTO @S.invicti_target_requests "
+					   "  (address, description, criticality, requested_by_oid, requested_by) "
+					   "SELECT $1, $2, $3, $4, r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = $4 "
+					   "RETURNING id",
+					   4, types, v, NULL);
 	if (SPI_processed != 1)
 		elog(ERROR, "invicti_scan: the calling role was not found");
 	return DatumGetInt64(col(0, 1, &isnull));
@@ -484,9 +484,9 @@ catalog_store_target_exists(const char *address, pg_uuid_t *target_id)
 	Datum		v[1] = {CStringGetTextDatum(address)};
 	bool		isnull;
 
-	if (exec("SELECT target_id FROM @S.invicti_targets "
-			 "WHERE address = $1 AND vanished_at IS NULL ORDER BY first_seen_at LIMIT 1",
-			 1, types, v, NULL) == 0)
+	if (catalog_store_exec("SELECT target_id FROM @S.invicti_targets "
+						   "WHERE address = $1 AND vanished_at IS NULL ORDER BY first_seen_at LIMIT 1",
+						   1, types, v, NULL) == 0)
 		return false;
 	*target_id = *DatumGetUUIDP(col(0, 1, &isnull));
 	return true;
@@ -499,16 +499,23 @@ catalog_store_target_request_open(const char *address, int64 *request_id)
 	Datum		v[1] = {CStringGetTextDatum(address)};
 	bool		isnull;
 
-	if (exec("SELECT id FROM @S.invicti_target_requests "
-			 "WHERE address = $1 AND " OPEN_REQUEST " LIMIT 1",
-			 1, types, v, NULL) == 0)
+	if (catalog_store_exec("SELECT id FROM @S.invicti_target_requests "
+						   "WHERE address = $1 AND " OPEN_REQUEST " LIMIT 1",
+						   1, types, v, NULL) == 0)
 		return false;
 	*request_id = DatumGetInt64(col(0, 1, &isnull));
 	return true;
 }
 
+/* The id column of each catalog's table. */
+static const char *const catalog_id_columns[NUM_CATALOGS] = {
+	[CATALOG_SCANNING_PROFILES] = "profile_id",
+	[CATALOG_REPORT_TEMPLATES] = "template_id",
+	[CATALOG_TARGETS] = "target_id",
+};
+
 int
-catalog_store_profiles_named(const char *name, pg_uuid_t *ids, int max_ids)
+catalog_store_named(Catalog c, const char *name, pg_uuid_t *ids, int max_ids)
 {
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		v[2] = {CStringGetTextDatum(name), Int32GetDatum(max_ids)};
@@ -516,17 +523,21 @@ catalog_store_profiles_named(const char *name, pg_uuid_t *ids, int max_ids)
 	uint64		i;
 	bool		isnull;
 	int			total;
+	char	   *sql;
 
+	Assert(c != CATALOG_TARGETS);
 	/* exactly as written first; ignoring case only when nothing matches so */
-	n = exec("WITH exact AS (SELECT profile_id, sort_order FROM @S.invicti_scanning_profiles "
-			 "  WHERE vanished_at IS NULL AND name = $1), "
-			 "folded AS (SELECT profile_id, sort_order FROM @S.invicti_scanning_profiles "
-			 "  WHERE vanished_at IS NULL AND pg_catalog.lower(name) = pg_catalog.lower($1) "
-			 "    AND NOT EXISTS (SELECT FROM exact)), "
-			 "found AS (SELECT * FROM exact UNION ALL SELECT * FROM folded) "
-			 "SELECT profile_id, (SELECT pg_catalog.count(*) FROM found)::pg_catalog.int4 "
-			 "FROM found ORDER BY sort_order, profile_id LIMIT $2",
-			 2, types, v, NULL);
+	sql = psprintf("WITH exact AS (SELECT %s AS id FROM @S.%s "
+				   "  WHERE vanished_at IS NULL AND name = $1), "
+				   "folded AS (SELECT %s AS id FROM @S.%s "
+				   "  WHERE vanished_at IS NULL AND pg_catalog.lower(name) = pg_catalog.lower($1) "
+				   "    AND NOT EXISTS (SELECT FROM exact)), "
+				   "found AS (SELECT * FROM exact UNION ALL SELECT * FROM folded) "
+				   "SELECT id, (SELECT pg_catalog.count(*) FROM found)::pg_catalog.int4 "
+				   "FROM found ORDER BY id LIMIT $2",
+				   catalog_id_columns[c], catalog_tables[c],
+				   catalog_id_columns[c], catalog_tables[c]);
+	n = catalog_store_exec(sql, 2, types, v, NULL);
 	if (n == 0)
 		return 0;
 	total = DatumGetInt32(col(0, 2, &isnull));
@@ -536,18 +547,19 @@ catalog_store_profiles_named(const char *name, pg_uuid_t *ids, int max_ids)
 }
 
 int64
-catalog_store_profile_count(void)
+catalog_store_count(Catalog c)
 {
 	bool		isnull;
 
-	exec("SELECT pg_catalog.count(*) FROM @S.invicti_scanning_profiles WHERE vanished_at IS NULL",
-		 0, NULL, NULL, NULL);
+	catalog_store_exec(psprintf("SELECT pg_catalog.count(*) FROM @S.%s WHERE vanished_at IS NULL",
+								catalog_tables[c]),
+					   0, NULL, NULL, NULL);
 	return DatumGetInt64(col(0, 1, &isnull));
 }
 
 void
 catalog_store_request_sync(void)
 {
-	exec("UPDATE @S.invicti_sync_status SET requested_at = pg_catalog.clock_timestamp()",
-		 0, NULL, NULL, NULL);
+	catalog_store_exec("UPDATE @S.invicti_sync_status SET requested_at = pg_catalog.clock_timestamp()",
+					   0, NULL, NULL, NULL);
 }

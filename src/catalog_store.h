@@ -30,6 +30,17 @@ extern const char *const catalog_list_keys[NUM_CATALOGS];
  */
 extern void catalog_store_set_schema(const char *quoted_schema);
 
+/*
+ * Run a statement (SPI) in which every "@S" stands for that schema; returns
+ * the rows processed, SPI_tuptable holds any result.  report_store.c uses it.
+ */
+extern uint64 catalog_store_exec(const char *sql, int nargs, Oid *types, Datum *values,
+								 const char *nulls);
+
+/* Parameters: a bigint[] of ids; a text that may be NULL (*null says so). */
+extern Datum catalog_store_id_array(const int64 *ids, int n);
+extern Datum catalog_store_text_or_null(const char *s, char *null);
+
 /* ---- for the worker (inside store_run) ---- */
 
 /*
@@ -100,14 +111,14 @@ extern bool catalog_store_target_exists(const char *address, pg_uuid_t *target_i
 extern bool catalog_store_target_request_open(const char *address, int64 *request_id);
 
 /*
- * The scanning profiles (not vanished) named `name`: exactly as written
- * when any is, else ignoring case.  Returns how many; the first few ids go
- * to ids[] (at most max_ids).
+ * The scanning profiles or report templates (not vanished) named `name`:
+ * exactly as written when any is, else ignoring case.  Returns how many;
+ * the first few ids go to ids[] (at most max_ids).
  */
-extern int	catalog_store_profiles_named(const char *name, pg_uuid_t *ids, int max_ids);
+extern int	catalog_store_named(Catalog c, const char *name, pg_uuid_t *ids, int max_ids);
 
-/* How many scanning profiles are listed (not vanished). */
-extern int64 catalog_store_profile_count(void);
+/* How many items of a catalog are listed (not vanished). */
+extern int64 catalog_store_count(Catalog c);
 
 /* Ask the worker for a sync (invicti_sync_status.requested_at = now()). */
 extern void catalog_store_request_sync(void);

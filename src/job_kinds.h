@@ -8,6 +8,7 @@
 #include "utils/jsonb.h"
 
 #include "catalog_store.h"
+#include "report_store.h"
 #include "scan_store.h"
 
 /* job_launch.c: a claimed launch, and a launch whose outcome is unknown. */
@@ -50,5 +51,8 @@ extern bool job_sync_start_round(TimestampTz now);
 
 /* job_target.c: a claimed target request (sent, or reconciled). */
 extern void job_target_start(const TargetClaim *claim);
+
+/* job_report.c: a claimed report (asked for, or looked at again). */
+extern void job_report_start(const ReportClaim *claim);
 
 #endif

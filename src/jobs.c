@@ -71,6 +71,7 @@ static HTAB *row_failures = NULL;
 static const char *const rows_noun[] = {
 	[ROWS_SCANS] = "scan row",
 	[ROWS_TARGET_REQUESTS] = "target request",
+	[ROWS_REPORTS] = "report",
 	[ROWS_NONE] = "sync round",
 };
 

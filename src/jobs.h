@@ -30,6 +30,7 @@ typedef enum JobRows
 {
 	ROWS_SCANS = 0,				/* invicti_scans (the default) */
 	ROWS_TARGET_REQUESTS,		/* invicti_target_requests */
+	ROWS_REPORTS,				/* invicti_reports */
 	ROWS_NONE					/* no row: row_id is 0 (a catalog sync) */
 } JobRows;
 

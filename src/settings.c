@@ -57,6 +57,8 @@ int			invicti_history_days = 0;
 int			invicti_poll_method = POLL_METHOD_AUTO;
 int			invicti_max_requests_per_minute = 120;
 int			invicti_sync_interval_s = 3600;
+int			invicti_max_report_kb = 51200;
+int			invicti_report_timeout_s = 3600;
 
 static const struct config_enum_entry poll_method_options[] = {
 	{"auto", POLL_METHOD_AUTO, false},
@@ -421,6 +423,20 @@ invicti_define_settings(void)
 							"templates; 0 syncs only when invicti_sync() asks.",
 							"The worker also syncs when it starts.",
 							&invicti_sync_interval_s, 3600, 0, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.max_report_size",
+							"Largest report file the worker downloads and stores.",
+							"A larger report fails with a message saying so.",
+							&invicti_max_report_kb, 51200, 1, 256 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("invicti_scan.report_timeout",
+							"How long a requested report may take to be generated before it fails.",
+							NULL,
+							&invicti_report_timeout_s, 3600, 1, 7 * 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

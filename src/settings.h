@@ -26,6 +26,8 @@ extern int	invicti_history_days;
 extern int	invicti_poll_method;
 extern int	invicti_max_requests_per_minute;
 extern int	invicti_sync_interval_s;
+extern int	invicti_max_report_kb;
+extern int	invicti_report_timeout_s;
 
 /* invicti_scan.poll_method */
 typedef enum PollMethod

@@ -253,7 +253,7 @@ invicti_launch_scan_by_profile(PG_FUNCTION_ARGS)
 	args.options = NULL;
 	args.relid = invicti_scans_relid(fcinfo, &owner);
 	args.profile = palloc(sizeof(pg_uuid_t));
-	invicti_resolve_profile(owner, args.relid, profile, args.profile);
+	invicti_resolve_name(CATALOG_SCANNING_PROFILES, owner, args.relid, profile, args.profile);
 	if (memcmp(args.profile, &nil, sizeof(nil)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -8,6 +8,8 @@
 #include "fmgr.h"
 #include "utils/uuid.h"
 
+#include "catalog_store.h"
+
 /* An error unless the library was preloaded (its shared memory exists). */
 extern void invicti_require_preloaded(void);
 
@@ -31,12 +33,12 @@ extern void invicti_run_pinned(Oid owner, void (*fn) (void *), void *arg);
 extern void invicti_check_worker_database(void);
 
 /*
- * sql_catalog.c: the scanning profile `profile` names (its id written as
- * text, or its name as synced, exactly or else ignoring case), read as
- * `owner` from the schema of relid; an error when no profile or more than
- * one has the name.
+ * sql_catalog.c: the id a scanning profile's or report template's name
+ * stands for (or the id itself, written as text): as synced, exactly or
+ * else ignoring case, read as `owner` from the schema of relid; an error
+ * when nothing or more than one item has the name.
  */
-extern void invicti_resolve_profile(Oid owner, Oid relid, const char *profile,
-									pg_uuid_t *out);
+extern void invicti_resolve_name(Catalog c, Oid owner, Oid relid, const char *name,
+								 pg_uuid_t *out);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * sql_catalog.c
  *		The SQL functions of the configure step: invicti_sync(),
- *		invicti_add_target(), and the resolution of a scanning profile
- *		named in invicti_launch_scan(target_id, profile text).
+ *		invicti_add_target(), and the resolution of the names of scanning
+ *		profiles and report templates (invicti_launch_scan(target_id,
+ *		profile text), invicti_request_report()).
  *
  * Like invicti_launch_scan() they only write rows, in the caller's
  * transaction, as the tables' owner with a pinned search_path, and wake
@@ -166,10 +167,11 @@ invicti_add_target(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(args.id);
 }
 
-/* ---- launching by profile name ---- */
+/* ---- names of scanning profiles and report templates ---- */
 
 typedef struct ResolveArgs
 {
+	Catalog		catalog;
 	const char *name;
 	pg_uuid_t	ids[AMBIGUOUS_IDS_SHOWN];
 	int			found;
@@ -177,31 +179,35 @@ typedef struct ResolveArgs
 } ResolveArgs;
 
 static void
-find_profiles(void *p)
+find_named(void *p)
 {
 	ResolveArgs *a = (ResolveArgs *) p;
 
 	spi_connect();
-	a->found = catalog_store_profiles_named(a->name, a->ids, AMBIGUOUS_IDS_SHOWN);
-	a->listed = a->found == 0 ? catalog_store_profile_count() : 0;
+	a->found = catalog_store_named(a->catalog, a->name, a->ids, AMBIGUOUS_IDS_SHOWN);
+	a->listed = a->found == 0 ? catalog_store_count(a->catalog) : 0;
 	SPI_finish();
 }
 
 void
-invicti_resolve_profile(Oid owner, Oid relid, const char *profile, pg_uuid_t *out)
+invicti_resolve_name(Catalog c, Oid owner, Oid relid, const char *name, pg_uuid_t *out)
 {
+	const char *what = c == CATALOG_SCANNING_PROFILES ? "scanning profile" : "report template";
+	const char *table = c == CATALOG_SCANNING_PROFILES ? "invicti_scanning_profiles" :
+		"invicti_report_templates";
 	ResolveArgs args;
 	StringInfoData ids;
 	int			i;
 
-	/* an id written as text is an id (the overload takes both) */
-	if (api_parse_uuid(profile, strlen(profile), out))
+	/* an id written as text is an id */
+	if (api_parse_uuid(name, strlen(name), out))
 		return;
 
 	memset(&args, 0, sizeof(args));
-	args.name = profile;
+	args.catalog = c;
+	args.name = name;
 	use_schema_of(relid);
-	invicti_run_pinned(owner, find_profiles, &args);
+	invicti_run_pinned(owner, find_named, &args);
 	if (args.found == 1)
 	{
 		*out = args.ids[0];
@@ -210,24 +216,26 @@ invicti_resolve_profile(Oid owner, Oid relid, const char *profile, pg_uuid_t *ou
 	if (args.found == 0 && args.listed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("scanning profile \"%s\" is not known: no scanning profiles have been synced", profile),
-				 errdetail("Profile names are resolved from invicti_scanning_profiles, which the worker fills from the API."),
-				 errhint("Run SELECT invicti_sync() and try again once invicti_sync_status shows the scanning_profiles synced, or pass the profile id.")));
+				 errmsg("%s \"%s\" is not known: no %ss have been synced", what, name, what),
+				 errdetail("Names are resolved from %s, which the worker fills from the API.", table),
+				 errhint("Run SELECT invicti_sync() and try again once invicti_sync_status shows the %s synced, or pass the id.",
+						 catalog_names[c])));
 	if (args.found == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("scanning profile \"%s\" does not exist", profile),
-				 errdetail("None of the " INT64_FORMAT " scanning profiles synced from Invicti has this name.",
-						   args.listed),
-				 errhint("SELECT name FROM invicti_scanning_profiles lists them; run SELECT invicti_sync() if the profile is new.")));
+				 errmsg("%s \"%s\" does not exist", what, name),
+				 errdetail("None of the " INT64_FORMAT " %ss synced from Invicti has this name.",
+						   args.listed, what),
+				 errhint("SELECT name FROM %s lists them; run SELECT invicti_sync() if it is new.",
+						 table)));
 
 	initStringInfo(&ids);
 	for (i = 0; i < Min(args.found, AMBIGUOUS_IDS_SHOWN); i++)
 		appendStringInfo(&ids, "%s%s", i > 0 ? ", " : "", api_uuid_text(&args.ids[i]));
 	ereport(ERROR,
 			(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
-			 errmsg("scanning profile name \"%s\" is ambiguous", profile),
-			 errdetail("%d scanning profiles have this name: %s%s.", args.found, ids.data,
+			 errmsg("%s name \"%s\" is ambiguous", what, name),
+			 errdetail("%d %ss have this name: %s%s.", args.found, what, ids.data,
 					   args.found > AMBIGUOUS_IDS_SHOWN ? ", ..." : ""),
-			 errhint("Launch with the profile id instead.")));
+			 errhint("Use the id instead.")));
 }

@@ -1,7 +1,7 @@
 /*
  * table_work.c
- *		Reading what the invicti_scans and invicti_target_requests tables
- *		say is due, and claiming it.
+ *		Reading what the invicti_scans, invicti_target_requests and
+ *		invicti_reports tables say is due, and claiming it.
  *
  * Launches, reconciliations, aborts and imports are scheduled in the table
  * (next_attempt_at, indexed only for rows not 'poll' or 'done'), so they
@@ -21,6 +21,7 @@
 #include "job_kinds.h"
 #include "invicti_scan.h"
 #include "poll_schedule.h"
+#include "report_store.h"
 #include "scan_store.h"
 #include "settings.h"
 #include "table_work.h"
@@ -35,28 +36,64 @@ typedef struct ClaimArgs
 	TableClaim *work;
 	int			nt;
 	TargetClaim *targets;
+	int			nr;
+	ReportClaim *reports;
 	TimestampTz sync_requested_at;
 } ClaimArgs;
 
-/* invicti_target_requests: like launches, and the sync invicti_sync() asked for. */
+static TimestampTz
+earliest(TimestampTz a, TimestampTz b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return Min(a, b);
+}
+
+/* Busy ids of `rows` plus the `n` ids just claimed (ids[i] at stride bytes). */
+static int64 *
+busy_and_claimed(const int64 *busy, int nbusy, const void *claims, int n, size_t stride)
+{
+	int64	   *all = palloc(sizeof(int64) * (nbusy + n + 1));
+	int			i;
+
+	memcpy(all, busy, sizeof(int64) * nbusy);
+	for (i = 0; i < n; i++)
+		all[nbusy + i] = *(const int64 *) ((const char *) claims + i * stride);
+	return all;
+}
+
+/*
+ * invicti_target_requests and invicti_reports: like launches (a request is
+ * marked 'sending' before it leaves); and the sync invicti_sync() asked for.
+ * Returns when the next of them is due.
+ */
 static TimestampTz
 claim_catalog_work(ClaimArgs *a, bool sweep, int slots)
 {
-	int64	   *busy;
-	int			nbusy = jobs_busy_ids(ROWS_TARGET_REQUESTS, &busy);
-	int64	   *all;
-	int			i;
+	int64	   *tbusy;
+	int64	   *rbusy;
+	int			ntbusy = jobs_busy_ids(ROWS_TARGET_REQUESTS, &tbusy);
+	int			nrbusy = jobs_busy_ids(ROWS_REPORTS, &rbusy);
+	TimestampTz due;
 
 	if (sweep)
-		(void) catalog_store_sweep_targets(busy, nbusy, a->req->reconcile_at);
+	{
+		(void) catalog_store_sweep_targets(tbusy, ntbusy, a->req->reconcile_at);
+		(void) report_store_sweep(rbusy, nrbusy);
+	}
 	if (slots > 0)
-		a->nt = catalog_store_claim_targets(busy, nbusy, slots, &a->targets);
-	all = palloc(sizeof(int64) * (nbusy + a->nt + 1));
-	memcpy(all, busy, sizeof(int64) * nbusy);
-	for (i = 0; i < a->nt; i++)
-		all[nbusy + i] = a->targets[i].id;
+		a->nt = catalog_store_claim_targets(tbusy, ntbusy, slots, &a->targets);
+	if (slots - a->nt > 0)
+		a->nr = report_store_claim(rbusy, nrbusy, slots - a->nt, &a->reports);
 	a->sync_requested_at = catalog_store_sync_requested_at();
-	return catalog_store_targets_next_due(all, nbusy + a->nt);
+	due = catalog_store_targets_next_due(busy_and_claimed(tbusy, ntbusy, a->targets, a->nt,
+														  sizeof(TargetClaim)),
+										 ntbusy + a->nt);
+	return earliest(due, report_store_next_due(busy_and_claimed(rbusy, nrbusy, a->reports, a->nr,
+																sizeof(ReportClaim)),
+											   nrbusy + a->nr));
 }
 
 static void
@@ -75,7 +112,6 @@ claim(void *arg)
 	int			nbusy;
 	int			i;
 	bool		sweep = req->sweep;
-	TimestampTz targets_due;
 
 	if (store_extension_changed())
 	{
@@ -120,9 +156,8 @@ claim(void *arg)
 		all[nbusy + i] = a->work[i].id;
 	a->res->next_due = scan_store_next_due(all, nbusy + a->nw, req->imports);
 
-	targets_due = claim_catalog_work(a, sweep, req->slots - a->nl - a->nw);
-	if (targets_due != 0 && (a->res->next_due == 0 || targets_due < a->res->next_due))
-		a->res->next_due = targets_due;
+	a->res->next_due = earliest(a->res->next_due,
+								claim_catalog_work(a, sweep, req->slots - a->nl - a->nw));
 }
 
 StoreStatus
@@ -160,8 +195,10 @@ table_work_claim(const ClaimRequest *req, ClaimResult *res)
 	}
 	for (i = 0; i < a.nt; i++)
 		job_target_start(&a.targets[i]);
+	for (i = 0; i < a.nr; i++)
+		job_report_start(&a.reports[i]);
 	job_sync_note_request(a.sync_requested_at);
-	res->started = a.nl + a.nw + a.nt;
+	res->started = a.nl + a.nw + a.nt + a.nr;
 	return STORE_READY;
 }
 

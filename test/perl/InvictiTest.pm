@@ -24,7 +24,7 @@ use Test::More;
 our @EXPORT = qw(
   start_simulator new_node launch launch_many wait_for scan_rows
   scan_row target_uuid PROFILE_HIGH_RISK TOKEN log_contains count_in_log
-  worker_pid wait_until refresh_times
+  worker_pid wait_until refresh_times kill_worker
 );
 
 use constant PROFILE_HIGH_RISK => '11111111-1111-1111-1111-111111111112';
@@ -272,6 +272,18 @@ sub worker_pid
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker'");
+}
+
+# SIGKILL the worker (the node needs restart_after_crash = on) and wait for
+# the postmaster's restart to bring a new one; one test result.
+sub kill_worker
+{
+	my ($node) = @_;
+	my $pid = worker_pid($node);
+	is(kill('KILL', $pid), 1, "worker $pid killed with SIGKILL");
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker' AND pid <> $pid")
+	  or die 'worker did not come back';
 }
 
 package InvictiSim;

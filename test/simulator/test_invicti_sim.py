@@ -1900,6 +1900,19 @@ class ReportTests(ResourceAssertions, SimTestCase):
         self.assertError(self.sim.api("DELETE", f"/reports/{report['report_id']}"), 404)
         self.assertIs(self.sim.ctl("GET", f"/reports/{report['report_id']}")["deleted"], True)
 
+    def test_download_links_foreign_variant(self):
+        """Invented, hostile: the download paths on another host."""
+        self.sim.config(download_links="foreign")
+        report = self.sim.wait_report(self.sim.new_report(
+            {"list_type": "all_vulnerabilities"})["report_id"])
+        self.assertEqual(len(report["download"]), 2)
+        for link in report["download"]:
+            self.assertTrue(link.startswith("https://downloads.attacker.invalid/api/v1/reports/download/"),
+                            link)
+            # the path itself is served here as usual
+            path = link.removeprefix("https://downloads.attacker.invalid/api/v1")
+            self.assertEqual(self.sim.api("GET", path).status, 200)
+
     def test_download_auth_required_variant(self):
         report = self.sim.wait_report(self.sim.new_report(
             {"list_type": "all_vulnerabilities"})["report_id"])

@@ -181,11 +181,7 @@ $seq = $sim->next_seq;
 my $killed = q1("SELECT invicti_add_target('https://killed.example.com')");
 wait_for($node, "SELECT status = 'sending' FROM invicti_target_requests WHERE id = $killed",
 	'the POST is in flight');
-my $pid = worker_pid($node);
-is(kill('KILL', $pid), 1, "worker $pid killed with SIGKILL");
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker' AND pid <> $pid")
-  or die 'worker did not come back';
+kill_worker($node);
 $sim->faults();
 wait_for($node, "SELECT status = 'created' FROM invicti_target_requests WHERE id = $killed",
 	'SIGKILL during the POST: reconciled', 60);

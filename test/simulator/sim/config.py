@@ -73,6 +73,11 @@ VARIANTS = {
     # status), "failed" (download stays []) or "stuck" (stays "processing");
     # fixed for a report when it is created (invented knob)
     "report_outcome": ("completed", ("failed", "stuck")),
+    # a completed report's download entries: "path" (/api/v1/reports/
+    # download/<descriptor>.<ext>, as vendor clients show them) or "foreign"
+    # (invented, hostile: the same paths on another host, which a client
+    # must never send its token to)
+    "download_links": ("path", ("foreign",)),
 }
 
 

@@ -258,7 +258,13 @@ class ReportRoutes:
                 "template_name": report.template_name, "template_type": 0,
                 "source": report.source, "generation_date": self._date(report.created_at),
                 "status": status,
-                "download": report.downloads(self.PREFIX) if status == "completed" else []}
+                "download": self._links(report) if status == "completed" else []}
+
+    def _links(self, report):
+        links = report.downloads(self.PREFIX)
+        if self._config.download_links == "foreign":
+            links = [f"https://downloads.attacker.invalid{link}" for link in links]
+        return links
 
     def _covered(self, source):
         """-> (rows, target_ids) the report covers; 400/404 for bad ids."""
