@@ -1,4 +1,5 @@
--- pg_cron_recipe.sql: scan a list of targets every night with pg_cron.
+-- pg_cron_recipe.sql: scan every critical and high target every night with
+-- pg_cron, straight from the targets the worker syncs from Invicti.
 --
 -- The README shows this file and test/t/011_pg_cron.pl runs it verbatim on a
 -- real pg_cron (1.4, PostgreSQL 15), so the two cannot drift: change it here.
@@ -11,18 +12,21 @@
 -- and in that database, as a superuser: CREATE EXTENSION pg_cron;
 -- CREATE EXTENSION invicti_scan;  Then run this file there as a superuser
 -- (psql -v ON_ERROR_STOP=1 -f pg_cron_recipe.sql).  Running it again is
--- harmless: it keeps the targets and updates the jobs in place.
+-- harmless: it updates the jobs in place.
 --
 -- pg_cron 1.4 reads schedules in UTC ('0 2 * * *' is 02:00 UTC), to the
 -- minute.  cron.job lists the jobs, cron.job_run_details every run.
 --
--- scan_targets: what to scan every night, with which profile (default Full
---     Scan).  Set enabled = false to skip a target without forgetting it.
+-- Which targets: invicti_targets, as the worker last synced them (every
+-- invicti_scan.sync_interval, an hour by default), with criticality 30
+-- (critical) or 20 (high) and still listed by Invicti (vanished_at IS NULL).
+-- Set a target's criticality in Invicti to take it in or out.  The profile
+-- is Full Scan, by name.
 --
 -- invicti_scheduler: the role the nightly job runs as, so that its scans
 --     show launched_by = 'invicti_scheduler'.  It may call
---     invicti_launch_scan() and read scan_targets, nothing else; it cannot
---     even read invicti_scans.  It needs nothing on schema cron: the
+--     invicti_launch_scan() and read invicti_targets, nothing else; it
+--     cannot even read invicti_scans.  It needs nothing on schema cron: the
 --     superuser running this file schedules its job for it.  It has LOGIN
 --     only because pg_cron needs it: cron.schedule_in_database() refuses a
 --     NOLOGIN role, and PostgreSQL 15 would refuse to start its run anyway
@@ -35,9 +39,9 @@
 --     runs.  (With cron.use_background_workers = off, pg_cron connects over
 --     libpq instead, and the role would need a login path and a password.)
 --
--- invicti-nightly, 02:00, as invicti_scheduler: one scan per enabled target,
---     all queued in one transaction (the CHECKs on scan_targets keep one bad
---     row from failing the whole night); the worker sends them after commit.
+-- invicti-nightly, 02:00, as invicti_scheduler: one scan per critical or
+--     high target, all queued in one transaction; the worker sends them
+--     after commit.
 --
 -- invicti-findings-retention, 03:30, as the superuser running this file:
 --     invicti_scan.history_days already deletes whole finished scans, and
@@ -52,19 +56,6 @@
 --     the extension's owner because row-level security lets nobody else
 --     delete from invicti_vulnerabilities.
 
-CREATE TABLE IF NOT EXISTS scan_targets (
-    target_id  uuid PRIMARY KEY
-               CHECK (target_id <> '00000000-0000-0000-0000-000000000000'),
-    profile_id uuid NOT NULL DEFAULT '11111111-1111-1111-1111-111111111111'
-               CHECK (profile_id <> '00000000-0000-0000-0000-000000000000'),
-    enabled    boolean NOT NULL DEFAULT true,
-    note       text
-);
-COMMENT ON TABLE scan_targets IS
-    'Invicti targets scanned every night by pg_cron job invicti-nightly';
-COMMENT ON COLUMN scan_targets.profile_id IS
-    'scanning profile; 11111111-1111-1111-1111-111111111111 is Full Scan';
-
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles
@@ -76,10 +67,11 @@ $$;
 COMMENT ON ROLE invicti_scheduler IS
     'runs pg_cron job invicti-nightly (LOGIN for pg_cron only)';
 GRANT EXECUTE ON FUNCTION invicti_launch_scan(uuid, uuid) TO invicti_scheduler;
-GRANT SELECT ON scan_targets TO invicti_scheduler;
+GRANT SELECT ON invicti_targets TO invicti_scheduler;
 
 SELECT cron.schedule_in_database('invicti-nightly', '0 2 * * *',
-    $$SELECT invicti_launch_scan(target_id, profile_id) FROM scan_targets WHERE enabled$$,
+    $$SELECT invicti_launch_scan(target_id, 'Full Scan') FROM invicti_targets
+       WHERE criticality >= 20 AND vanished_at IS NULL$$,
     current_database(), 'invicti_scheduler');
 
 SELECT cron.schedule('invicti-findings-retention', '30 3 * * *',

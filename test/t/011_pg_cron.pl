@@ -2,8 +2,10 @@
 # pg_cron: it runs verbatim, creates what it says with the privileges it
 # says, and its jobs work.  Waiting until 02:00 is not an option, so the
 # nightly job's own command is scheduled every minute, as the same role,
-# and must launch one scan per enabled target that then completes; the
-# retention job's command is run once directly and once by pg_cron.
+# and must launch one scan per critical or high target the worker synced
+# (none for a lower criticality or a target Invicti no longer lists) that
+# then completes; the retention job's command is run once directly and once
+# by pg_cron.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -21,15 +23,19 @@ plan skip_all => "pg_cron is not installed for this PostgreSQL ($sharedir)"
 
 my $recipe = File::Spec->rel2abs(dirname(__FILE__) . '/../pg_cron_recipe.sql');
 my $FULL_SCAN = '11111111-1111-1111-1111-111111111111';
-my $NIGHTLY_CMD =
-  'SELECT invicti_launch_scan(target_id, profile_id) FROM scan_targets WHERE enabled';
+my $NIGHTLY_CMD = "SELECT invicti_launch_scan(target_id, 'Full Scan') FROM invicti_targets\n"
+  . '       WHERE criticality >= 20 AND vanished_at IS NULL';
 
-my %target = map { $_ => target_uuid("cron-$_") } qw(alpha beta gamma off);
+# critical, high, normal, low; and a critical one Invicti stops listing
+my %target = map { $_ => target_uuid("cron-$_") } qw(alpha beta gamma off gone);
+my %criticality = (alpha => 30, beta => 20, gamma => 10, off => 0, gone => 30);
 my $sim = start_simulator(
 	targets => [
 		map {
 			{
 				target_id => $target{$_},
+				address => "https://$_.cron.example",
+				criticality => $criticality{$_},
 				outcome => 'completed',
 				severity_counts =>
 				  { critical => 1, high => 2, medium => 1, low => 0, info => 1 }
@@ -70,19 +76,25 @@ for my $round (1, 2)
 	is($rc, 0, "recipe runs (round $round)") or diag($err);
 }
 
-$node->safe_psql('postgres', "
-	INSERT INTO scan_targets (target_id, note) VALUES ('$target{alpha}', 'alpha');
-	INSERT INTO scan_targets (target_id, profile_id, note)
-	    VALUES ('$target{beta}', '" . PROFILE_HIGH_RISK . "', 'beta, high risk only');
-	INSERT INTO scan_targets (target_id, note) VALUES ('$target{gamma}', 'gamma');
-	INSERT INTO scan_targets (target_id, enabled, note)
-	    VALUES ('$target{off}', false, 'switched off')");
-is($node->safe_psql('postgres',
-		"SELECT profile_id FROM scan_targets WHERE target_id = '$target{alpha}'"),
-	$FULL_SCAN, 'scan_targets: Full Scan by default');
-my ($rc, $out, $err) = $node->psql('postgres',
-	"INSERT INTO scan_targets (target_id) VALUES ('00000000-0000-0000-0000-000000000000')");
-isnt($rc, 0, 'scan_targets refuses the nil uuid (it would fail the whole night)');
+# The worker's copy of the targets: synced, then synced again after Invicti
+# stopped listing one.
+sub sync_now
+{
+	my $before = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+	$node->safe_psql('postgres', 'SELECT invicti_sync()');
+	wait_for($node, "SELECT bool_and(succeeded_at >= '$before') FROM invicti_sync_status",
+		'the targets and profiles are synced');
+}
+sync_now();
+$sim->delete_target($target{gone});
+sync_now();
+is($node->safe_psql('postgres', "
+	SELECT string_agg(address || ':' || criticality || ':' || (vanished_at IS NULL), ',' ORDER BY address)
+	FROM invicti_targets WHERE address LIKE '%.cron.example'"),
+	'https://alpha.cron.example:30:true,https://beta.cron.example:20:true,'
+	  . 'https://gamma.cron.example:10:true,https://gone.cron.example:30:false,'
+	  . 'https://off.cron.example:0:true',
+	'invicti_targets: what the nightly job reads');
 
 # The two jobs, as the recipe says.
 my $super = $node->safe_psql('postgres', 'SELECT current_user');
@@ -95,30 +107,30 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', "SELECT command FROM cron.job WHERE jobname = 'invicti-nightly'"),
 	$NIGHTLY_CMD, 'nightly command');
 
-# The role: EXECUTE on the launch function and SELECT on scan_targets, nothing else.
+# The role: EXECUTE on the launch function and SELECT on invicti_targets, nothing else.
 is($node->safe_psql('postgres', "
 	SELECT concat_ws(',', r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
 	                 r.rolpassword IS NULL,
 	                 has_function_privilege('invicti_scheduler', 'invicti_launch_scan(uuid,uuid)', 'EXECUTE'),
 	                 has_function_privilege('invicti_scheduler', 'invicti_abort_scan(bigint)', 'EXECUTE'),
-	                 has_table_privilege('invicti_scheduler', 'scan_targets', 'SELECT'),
-	                 has_table_privilege('invicti_scheduler', 'scan_targets', 'INSERT, UPDATE, DELETE, TRUNCATE'),
+	                 has_table_privilege('invicti_scheduler', 'invicti_targets', 'SELECT'),
+	                 has_table_privilege('invicti_scheduler', 'invicti_targets', 'INSERT, UPDATE, DELETE, TRUNCATE'),
 	                 has_table_privilege('invicti_scheduler', 'invicti_scans', 'SELECT, INSERT, UPDATE, DELETE'),
 	                 has_schema_privilege('invicti_scheduler', 'cron', 'USAGE'),
 	                 pg_has_role('invicti_scheduler', 'invicti_scan_read_all', 'MEMBER'))
 	FROM pg_authid r WHERE rolname = 'invicti_scheduler'"),
 	't,f,f,f,t,t,f,t,f,f,f,f',
-	'invicti_scheduler: login (for pg_cron) without password, execute launch, read scan_targets, nothing more');
+	'invicti_scheduler: login (for pg_cron) without password, execute launch, read invicti_targets, nothing more');
 is($node->safe_psql('postgres', "
 	SELECT (SELECT string_agg(table_name || ':' || privilege_type, ',')
 	          FROM information_schema.table_privileges WHERE grantee = 'invicti_scheduler')
 	    || ' ' ||
 	       (SELECT string_agg(routine_name || ':' || privilege_type, ',')
 	          FROM information_schema.routine_privileges WHERE grantee = 'invicti_scheduler')"),
-	'scan_targets:SELECT invicti_launch_scan:EXECUTE',
+	'invicti_targets:SELECT invicti_launch_scan:EXECUTE',
 	'invicti_scheduler: exactly two grants');
 # Why it has LOGIN at all: pg_cron schedules nothing for a NOLOGIN role.
-($rc, $out, $err) = $node->psql('postgres', "
+my ($rc, $out, $err) = $node->psql('postgres', "
 	CREATE ROLE cron_nologin_probe NOLOGIN;
 	SELECT cron.schedule_in_database('probe', '0 2 * * *', 'SELECT 1', 'postgres',
 	                                 'cron_nologin_probe')", on_error_stop => 1);
@@ -239,8 +251,8 @@ my $nightly = $every_minute{'invicti-nightly'};
 is($node->safe_psql('postgres',
 		"SELECT string_agg(concat_ws('|', username, status, return_message), ',')
 		 FROM cron.job_run_details WHERE jobid = $nightly"),
-	'invicti_scheduler|succeeded|SELECT 3',
-	'nightly: one run, as invicti_scheduler, launching 3 scans');
+	'invicti_scheduler|succeeded|SELECT 2',
+	'nightly: one run, as invicti_scheduler, launching 2 scans');
 is($node->safe_psql('postgres',
 		"SELECT string_agg(concat_ws('|', username, status), ',')
 		 FROM cron.job_run_details WHERE jobid = $every_minute{'invicti-findings-retention'}"),
@@ -250,32 +262,30 @@ is(findings_of($r{d_old}) . ',' . findings_of($r{d_new}), '0,1',
 is($node->safe_psql('postgres', 'SELECT count(*) FROM cron.job_run_details WHERE jobid = 0'),
 	'1', "retention by pg_cron: pg_cron's run log trimmed");
 
-# One scan per enabled target, launched by the scheduler role with the
-# target's profile; none for the disabled one.
+# One scan per critical or high target still listed, launched by the
+# scheduler role with Full Scan; none for the others.
 is($node->safe_psql('postgres', "
-	SELECT string_agg(t.note || ':' || (s.profile_id = t.profile_id), ',' ORDER BY t.note)
-	FROM invicti_scans s JOIN scan_targets t USING (target_id)
+	SELECT string_agg(t.address || ':' || (s.profile_id = '$FULL_SCAN'), ',' ORDER BY t.address)
+	FROM invicti_scans s JOIN invicti_targets t USING (target_id)
 	WHERE s.launched_by = 'invicti_scheduler'"),
-	'alpha:true,beta, high risk only:true,gamma:true',
-	'one scan per enabled target, by invicti_scheduler, with its profile')
+	'https://alpha.cron.example:true,https://beta.cron.example:true',
+	'one scan per critical or high target, by invicti_scheduler, with Full Scan by name')
   or diag($node->safe_psql('postgres',
 	"SELECT target_id, profile_id, launched_by FROM invicti_scans"));
 is($node->safe_psql('postgres',
-		"SELECT count(*) FROM invicti_scans WHERE launched_by = 'invicti_scheduler'"),
-	'3', 'three scans launched by invicti_scheduler in all');
-is($node->safe_psql('postgres',
-		"SELECT count(*) FROM invicti_scans WHERE target_id = '$target{off}'"),
-	'0', 'the disabled target was not launched');
+		"SELECT count(*) FROM invicti_scans WHERE target_id IN ('$target{gamma}', '$target{off}', '$target{gone}')"),
+	'0', 'none for a normal or low target, nor for one Invicti no longer lists');
 wait_for($node, "
-	SELECT count(*) = 3 FROM invicti_scans s JOIN scan_targets t USING (target_id)
+	SELECT count(*) = 2 FROM invicti_scans s
 	WHERE s.launched_by = 'invicti_scheduler' AND s.status = 'completed'
 	  AND s.worker_state = 'done' AND s.findings_imported_at IS NOT NULL",
 	'the nightly scans complete against the simulator, findings imported');
 is($node->safe_psql('postgres', "
-	SELECT count(*) FROM invicti_vulnerabilities v JOIN scan_targets t USING (target_id)"),
-	'15', 'their findings: 5 per target');
-is(scalar(grep { $_->{target_id} eq $target{off} } $sim->launches), 0,
-	'nothing sent for the disabled target');
+	SELECT count(*) FROM invicti_vulnerabilities v
+	WHERE v.target_id IN ('$target{alpha}', '$target{beta}')"),
+	'10', 'their findings: 5 per target');
+is(scalar(grep { $_->{target_id} ne $target{alpha} && $_->{target_id} ne $target{beta} } $sim->launches),
+	0, 'nothing sent for the other targets');
 
 # Clean up the way the README says.
 $node->safe_psql('postgres', "
