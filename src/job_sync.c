@@ -156,6 +156,10 @@ sync_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 	ListPage	page;
 	char	   *error = NULL;
 
+	/* what the previous page said is in memory the request reset */
+	d->page = NULL;
+	d->next_cursor = NULL;
+	d->stopped = NULL;
 	if (cls != RESP_SUCCESS)
 	{
 		job_verdict(job, V_SYNC_FAILED, api_describe_failure(r, WHAT), 0);
@@ -169,8 +173,6 @@ sync_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 		return false;
 	}
 	d->page = body;
-	d->next_cursor = NULL;
-	d->stopped = NULL;
 	/* only targets are paged (the spec pages no other of these lists) */
 	if (d->catalog == CATALOG_TARGETS && page.next_cursor != NULL)
 	{
