@@ -10,7 +10,8 @@
  * the request budget allows, each page recorded before the next is asked
  * for.  One catalog's failure is recorded in invicti_sync_status and the
  * round goes on with the next; the round after a failure comes sooner
- * (retry backoff, never later than the interval).
+ * (retry backoff, never later than the interval; with an interval of 0,
+ * five times at most, then only when invicti_sync() asks again).
  *
  * Only a complete listing may mark rows vanished: a round whose pages of a
  * catalog stop early (an error, a cursor seen before, more pages than the
@@ -30,6 +31,8 @@
 #define PAGE_SIZE 100
 /* 1,000,000 targets at 100 a page. */
 #define SYNC_MAX_PAGES 10000
+/* Failed rounds retried when sync_interval is 0, before waiting for invicti_sync(). */
+#define SYNC_RETRIES_ON_DEMAND 5
 
 typedef enum SyncVerdict
 {
@@ -67,7 +70,10 @@ static struct
 static void
 schedule_after(TimestampTz from)
 {
-	if (rounds.failures > 0)
+	/* on demand only: a failed round is retried a few times, then waits */
+	if (rounds.failures > SYNC_RETRIES_ON_DEMAND && invicti_sync_interval_s == 0)
+		rounds.next_at = 0;
+	else if (rounds.failures > 0)
 	{
 		int64		delay = retry_policy_delay_ms(rounds.failures);
 
