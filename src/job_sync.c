@@ -62,6 +62,7 @@ static struct
 {
 	bool		running;
 	bool		requested;		/* invicti_sync() asked since the last start */
+	TimestampTz requested_seen; /* when the worker learnt of it */
 	TimestampTz last_start;		/* 0: none yet (the first is due at once) */
 	TimestampTz next_at;		/* the next round by the clock; 0: none */
 	int			failures;		/* rounds in a row with a failed catalog */
@@ -103,8 +104,11 @@ job_sync_configure(void)
 void
 job_sync_note_request(TimestampTz requested_at)
 {
-	if (requested_at > rounds.last_start)
+	if (requested_at > rounds.last_start && !rounds.requested)
+	{
 		rounds.requested = true;
+		rounds.requested_seen = GetCurrentTimestamp();
+	}
 }
 
 TimestampTz
@@ -112,8 +116,9 @@ job_sync_next_round_at(void)
 {
 	if (rounds.running)
 		return 0;
+	/* a time in the past, not "now": a turn compares it with its own start */
 	if (rounds.requested)
-		return GetCurrentTimestamp();
+		return rounds.requested_seen;
 	return rounds.next_at;
 }
 
