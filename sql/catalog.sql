@@ -15,7 +15,7 @@ SELECT p.oid::regprocedure AS function
   FROM pg_proc p
  WHERE p.pronamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'invicti_scan')
    AND has_function_privilege('invicti_cat_nobody', p.oid, 'EXECUTE')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT c.relname,
        has_table_privilege('invicti_cat_nobody', c.oid, 'SELECT') AS nobody_reads,
        has_table_privilege('invicti_scan_read_all', c.oid, 'SELECT') AS read_all_reads,
