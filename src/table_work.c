@@ -51,16 +51,20 @@ earliest(TimestampTz a, TimestampTz b)
 	return Min(a, b);
 }
 
-/* Busy ids of `rows` plus the `n` ids just claimed (ids[i] at stride bytes). */
+/*
+ * The busy row ids followed by those of the n claims just made: claims is
+ * an array of structs of `stride` bytes whose int64 id is at id_offset.
+ */
 static int64 *
-busy_and_claimed(const int64 *busy, int nbusy, const void *claims, int n, size_t stride)
+busy_and_claimed(const int64 *busy, int nbusy, const void *claims, int n, size_t stride,
+				 size_t id_offset)
 {
 	int64	   *all = palloc(sizeof(int64) * (nbusy + n + 1));
 	int			i;
 
 	memcpy(all, busy, sizeof(int64) * nbusy);
 	for (i = 0; i < n; i++)
-		all[nbusy + i] = *(const int64 *) ((const char *) claims + i * stride);
+		memcpy(&all[nbusy + i], (const char *) claims + i * stride + id_offset, sizeof(int64));
 	return all;
 }
 
@@ -89,10 +93,12 @@ claim_catalog_work(ClaimArgs *a, bool sweep, int slots)
 		a->nr = report_store_claim(rbusy, nrbusy, slots - a->nt, &a->reports);
 	a->sync_requested_at = catalog_store_sync_requested_at();
 	due = catalog_store_targets_next_due(busy_and_claimed(tbusy, ntbusy, a->targets, a->nt,
-														  sizeof(TargetClaim)),
+														  sizeof(TargetClaim),
+														  offsetof(TargetClaim, id)),
 										 ntbusy + a->nt);
 	return earliest(due, report_store_next_due(busy_and_claimed(rbusy, nrbusy, a->reports, a->nr,
-																sizeof(ReportClaim)),
+																sizeof(ReportClaim),
+																offsetof(ReportClaim, id)),
 											   nrbusy + a->nr));
 }
 
@@ -110,7 +116,6 @@ claim(void *arg)
 	int64	   *busy;
 	int64	   *all;
 	int			nbusy;
-	int			i;
 	bool		sweep = req->sweep;
 
 	if (store_extension_changed())
@@ -150,10 +155,8 @@ claim(void *arg)
 			a->nw = scan_store_claim_table_work(busy, nbusy, req->slots - a->nl,
 												req->imports, &a->work);
 	}
-	all = palloc(sizeof(int64) * (nbusy + a->nw + 1));
-	memcpy(all, busy, sizeof(int64) * nbusy);
-	for (i = 0; i < a->nw; i++)
-		all[nbusy + i] = a->work[i].id;
+	all = busy_and_claimed(busy, nbusy, a->work, a->nw, sizeof(TableClaim),
+						   offsetof(TableClaim, id));
 	a->res->next_due = scan_store_next_due(all, nbusy + a->nw, req->imports);
 
 	a->res->next_due = earliest(a->res->next_due,
