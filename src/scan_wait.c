@@ -154,9 +154,8 @@ invicti_wait_scan(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for table %s", get_rel_name(relid)),
 				 errdetail("invicti_wait_scan() reads the scan as its caller."),
 				 errhint("Grant SELECT on the table; row-level security still shows each role only the scans it may see.")));
-	a.sql = psprintf("SELECT status, worker_state, xmin FROM %s.%s WHERE id = $1",
-					 quote_identifier(get_namespace_name(get_rel_namespace(relid))),
-					 quote_identifier(get_rel_name(relid)));
+	a.sql = psprintf("SELECT status, worker_state, xmin FROM %s WHERE id = $1",
+					 invicti_qualified_table(relid, get_rel_name(relid)));
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), limit_ms);
 	read_cxt = AllocSetContextCreate(caller_cxt, "invicti_wait_scan", ALLOCSET_SMALL_SIZES);
 

@@ -135,6 +135,18 @@ invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner)
 	return relid;
 }
 
+const char *
+invicti_tables_schema(Oid scans_relid)
+{
+	return quote_identifier(get_namespace_name(get_rel_namespace(scans_relid)));
+}
+
+char *
+invicti_qualified_table(Oid scans_relid, const char *table)
+{
+	return psprintf("%s.%s", invicti_tables_schema(scans_relid), quote_identifier(table));
+}
+
 void
 invicti_run_pinned(Oid owner, void (*fn) (void *), void *arg)
 {

@@ -20,6 +20,13 @@ extern char *invicti_spi_strdup(const char *s);
 extern Oid	invicti_scans_relid(FunctionCallInfo fcinfo, Oid *owner);
 
 /*
+ * The schema of the extension's tables (scans_relid: invicti_scans), quoted;
+ * and one of its tables, schema-qualified and quoted.
+ */
+extern const char *invicti_tables_schema(Oid scans_relid);
+extern char *invicti_qualified_table(Oid scans_relid, const char *table);
+
+/*
  * Run fn(arg) with search_path = pg_catalog, pg_temp; as `owner` (in a
  * security-restricted operation, like SECURITY DEFINER) unless owner is
  * InvalidOid.  Both are restored afterwards, or by the transaction's abort.

@@ -39,7 +39,7 @@ PG_FUNCTION_INFO_V1(invicti_add_target);
 static void
 use_schema_of(Oid relid)
 {
-	catalog_store_set_schema(quote_identifier(get_namespace_name(get_rel_namespace(relid))));
+	catalog_store_set_schema(invicti_tables_schema(relid));
 }
 
 static void

@@ -52,9 +52,8 @@ read_scan(void *p)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	sql = psprintf("SELECT status, severity_counts FROM %s.%s WHERE id = $1",
-				   quote_identifier(get_namespace_name(get_rel_namespace(a->relid))),
-				   quote_identifier(get_rel_name(a->relid)));
+	sql = psprintf("SELECT status, severity_counts FROM %s WHERE id = $1",
+				   invicti_qualified_table(a->relid, get_rel_name(a->relid)));
 	if (SPI_execute_with_args(sql, 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "invicti_scan: could not read scan " INT64_FORMAT, a->id);
 	a->found = SPI_processed == 1;

@@ -54,13 +54,6 @@ typedef struct RequestArgs
 	int64		report;
 } RequestArgs;
 
-static char *
-table_name(Oid relid, const char *name)
-{
-	return psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(relid))),
-					quote_identifier(name));
-}
-
 static int
 cmp_int64(const void *a, const void *b)
 {
@@ -89,7 +82,7 @@ read_scans(void *p)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(psprintf("SELECT id, status, scan_id, launched_by_oid FROM %s "
 									   "WHERE id = ANY ($1)",
-									   table_name(a->relid, "invicti_scans")),
+									   invicti_qualified_table(a->relid, "invicti_scans")),
 							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "invicti_scan: could not read the scans");
 	for (r = 0; r < SPI_processed; r++)
@@ -145,7 +138,7 @@ insert_report(void *p)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	catalog_store_set_schema(quote_identifier(get_namespace_name(get_rel_namespace(a->relid))));
+	catalog_store_set_schema(invicti_tables_schema(a->relid));
 	if (catalog_store_exec("INSERT INTO @S.invicti_reports (scan_ids, api_scan_ids, scan_owner_oids, "
 						   "  template_id, template_name, format, requested_by_oid, requested_by) "
 						   "SELECT $1, $2, "
@@ -291,7 +284,7 @@ read_content(void *p)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(psprintf("SELECT status, last_error, content FROM %s WHERE id = $1",
-									   table_name(a->relid, "invicti_reports")),
+									   invicti_qualified_table(a->relid, "invicti_reports")),
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "invicti_scan: could not read report " INT64_FORMAT, a->id);
 	a->found = SPI_processed == 1;
