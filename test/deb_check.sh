@@ -3,7 +3,7 @@
 # postgresql-NN-invicti-scan per installed PostgreSQL release), install
 # them, and run the regression suite against the packaged files, as
 # Debian's autopkgtest does (debian/tests/installcheck: pg_buildext
-# installcheck).
+# installcheck).  The package file's name must be the one README.md gives.
 #
 # Usage: test/deb_check.sh [--keep]
 #
@@ -40,6 +40,11 @@ log "building the packages (dpkg-buildpackage -b)"
   { tail -40 "$work/build.log" >&2; die "dpkg-buildpackage failed"; }
 mapfile -t debs < <(ls "$work"/postgresql-*-invicti-scan_*.deb)
 [ ${#debs[@]} -gt 0 ] || die "no package was built"
+
+# The README names the package file: it must be one just built.
+named=$(grep -o 'postgresql-[0-9]*-invicti-scan_[0-9][^ ]*\.deb' README.md | sort -u)
+[ -n "$named" ] && [ -f "$work/$named" ] ||
+  die "README.md names the package ${named:-(nowhere)}; built: $(cd "$work" && ls ./*.deb | tr '\n' ' ')"
 
 packages=()
 for deb in "${debs[@]}"; do

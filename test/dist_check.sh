@@ -7,7 +7,8 @@
 # not touched), then checks its META.json against PGXN's meta spec 1.0.0
 # (the required keys, semantic versions, a known license, every provided
 # file in the archive) and that its version is invicti_scan.control's, and
-# builds the unpacked archive with -Wall -Wextra -Werror.  It must never
+# builds the unpacked archive with -Wall -Wextra -Werror, and that the
+# archive's name is the one README.md gives.  It must never
 # write inside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,3 +62,7 @@ log "building the unpacked archive"
 make -s -C "$dir" COPT="-Wall -Wextra -Werror" >/dev/null
 [ -f "$dir/invicti_scan.so" ] || die "the archive did not build"
 log "dist: $zip builds"
+
+# The README names the archive: it must be the one just made.
+named=$(grep -o 'invicti_scan-[0-9][0-9.]*[0-9]\.zip' README.md | sort -u)
+[ "$named" = "$zip" ] || die "README.md names the archive ${named:-(nowhere)}, make dist makes $zip"

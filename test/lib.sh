@@ -15,10 +15,14 @@ PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 INVICTI_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
   libcurl4-openssl-dev postgresql-$PG_MAJOR-cron libipc-run-perl
   python3 python3-yaml python3-jsonschema make gcc openssl curl procps"
-# And those only `make test` needs: the packaging check (debian/) and the
-# monitoring test's exporter and promtool (test/t/018_prometheus.pl).
+# And those only `make test` needs: the packaging check (debian/), the
+# monitoring test's exporter and promtool (test/t/018_prometheus.pl), and
+# what building PostgreSQL from source needs (test/pg_build.sh), installed
+# up front because those builds run in the background while other suites
+# run, and two apt-gets at once would fight over dpkg's lock.
+INVICTI_BUILD_PACKAGES="bison flex zlib1g-dev make gcc dpkg-dev xz-utils bzip2"
 INVICTI_TEST_PACKAGES="postgresql-server-dev-all debhelper dpkg-dev
-  prometheus-postgres-exporter prometheus"
+  prometheus-postgres-exporter prometheus $INVICTI_BUILD_PACKAGES"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 

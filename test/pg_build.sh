@@ -41,7 +41,7 @@ if [ -f "$stamp" ]; then
   exit 0
 fi
 
-ensure_packages bison flex zlib1g-dev libipc-run-perl make gcc dpkg-dev xz-utils bzip2 >&2
+ensure_packages $INVICTI_BUILD_PACKAGES libipc-run-perl >&2
 work=$cache/src-$major
 rm -rf "$work" "$prefix"
 mkdir -p "$work/lists/partial" "$work/archives/partial"
@@ -66,6 +66,10 @@ version=$(basename "$srcdir")
 
 log "PostgreSQL $major: building $version into $prefix"
 cd "$srcdir"
+# PostgreSQL's build must be a top-level make: src/Makefile.global makes
+# its generated headers (utils/errcodes.h, ...) only when MAKELEVEL is 0,
+# and a parent make (`make test`) exports MAKELEVEL, MAKEFLAGS and MFLAGS.
+unset MAKELEVEL MAKEFLAGS MFLAGS MAKEOVERRIDES
 ./configure --prefix="$prefix" --without-icu --without-readline --enable-tap-tests \
   --enable-debug >"$work/configure.log" 2>&1 || { tail -30 "$work/configure.log" >&2; exit 1; }
 make -s -j3 >"$work/make.log" 2>&1 || { tail -40 "$work/make.log" >&2; exit 1; }
@@ -76,6 +80,13 @@ make -s -C contrib/pg_stat_statements install >>"$work/install.log" 2>&1
 make -s -C src/tools/pg_bsd_indent install >>"$work/install.log" 2>&1 || true
 mkdir -p "$prefix/share/pgindent"
 cp -p src/tools/pgindent/pgindent src/tools/pgindent/typedefs.list "$prefix/share/pgindent/"
+# what the suites and PGXS need of it, checked before the stamp says "built"
+for f in bin/postgres bin/pg_config bin/initdb bin/pg_upgrade include/server/utils/errcodes.h \
+  lib/pgxs/src/makefiles/pgxs.mk lib/pgxs/src/test/perl/PostgreSQL/Test/Cluster.pm; do
+  [ -e "$prefix/$f" ] || die "the build of $version has no $f"
+done
+"$prefix/bin/pg_config" --version | grep -q "^PostgreSQL $major\." ||
+  die "the build's pg_config is not PostgreSQL $major's"
 echo "$version, built $(date -u +%Y-%m-%dT%H:%MZ) in $(( $(date +%s) - start )) s" >"$stamp"
 # the sources are not needed any more; the build is
 rm -rf "$srcdir"

@@ -3,9 +3,10 @@
 #
 # Called by run_all.sh as an unprivileged user from a staged copy of the
 # tree; it writes only inside that copy.  Usage: run_suites.sh [all|regress|
-# simulator|tap|chaos ...].  PROVE_TESTS may name single TAP files.  The tap
-# suite ends with the contract check (test/contract/check_contract.py) of
-# every exchange its simulators logged.
+# simulator|tap|chaos ...].  PROVE_TESTS may name single TAP files;
+# INVICTI_TAP_JOBS (default 6) is how many run at once.  The tap suite ends
+# with the contract check (test/contract/check_contract.py) of every
+# exchange its simulators logged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites="$*"
@@ -29,8 +30,12 @@ for suite in $suites; do
       rm -rf "$INVICTI_CONTRACT_DIR" && mkdir -p "$INVICTI_CONTRACT_DIR"
       # the servers the tests start are the first on PATH (valgrind.sh and
       # private builds put theirs there), whatever pg_config says
+      # The files run side by side (each has its own clusters and
+      # simulators on ports of their own): they mostly wait, on the
+      # simulator's clock and on the worker's.  --timer prints each one's time.
       make -s prove_installcheck bindir="$(dirname "$(command -v pg_ctl)")" \
-        ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} ${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"}
+        ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
+        PROVE_FLAGS="${PROVE_FLAGS:--j${INVICTI_TAP_JOBS:-6} --timer}"
       # the whole suite is held to the vendor's spec (a benchmark or a single
       # file is not a full run of the scenarios)
       if [ -z "${PROVE_TESTS:-}" ]; then
