@@ -30,6 +30,7 @@ OBJS = \
 	src/poll_schedule.o \
 	src/retry_policy.o \
 	src/request_budget.o \
+	src/rate_limit_headers.o \
 	src/jobs.o \
 	src/job_launch.o \
 	src/job_poll.o \

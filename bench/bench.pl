@@ -20,6 +20,13 @@
 #                how soon polling resumes after a restart, at 10,000
 #   writes       the worker's CPU per recorded change when every refresh
 #                changes every row (progress), by list and scan by scan
+#   rate429      60 scans through random 429s (0, 5, 15, 30%), the adaptive
+#                limit against none, side by side
+#   limit        30,000 findings imported: the adaptive limit against none
+#                with no server limit, and against a server limit of 600 a
+#                minute (token bucket, fixed window, with headers)
+#   economy      status requests per running scan per interval over the
+#                whole lifecycle of 300 short scans
 #
 # BENCH_ONLY (space-separated names above) runs a subset.  It is a
 # benchmark, not a test: the only thing that fails it is a figure that
@@ -443,7 +450,7 @@ sub polling_run
 	my ($n, $interval, $restart) = @_;
 	my @targets = map { target_uuid("poll-$n-$_") } 1 .. $n;
 	my $sim = start_simulator(
-		targets => [ map { { target_id => $_, outcome => 'paused' } } @targets ]);
+		targets => [ map { { target_id => $_, outcome => 'running' } } @targets ]);
 	my $node = bench_node("polling_$n", $sim,
 		'invicti_scan.max_concurrent_requests' => 64,
 		'invicti_scan.poll_interval' => "'${interval}s'");
@@ -452,7 +459,7 @@ sub polling_run
 		my $end = $i + 999 < $n - 1 ? $i + 999 : $n - 1;
 		launch_many($node, @targets[ $i .. $end ]);
 	}
-	wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE status = 'paused'",
+	wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE status = 'processing' AND progress = 49",
 		"$n scans running", 900);
 	sleep 2 * $interval;    # every first poll is over; the scans are on the rounds
 	my $seq = $sim->next_seq;
@@ -567,6 +574,175 @@ sub bench_writes
 		'<= 100 us', $run{list}{us} <= 100);
 }
 
+# ---- the adaptive rate limit ----------------------------------------------------
+
+# $n scans through a simulator that answers a random share of every request
+# 429 (Retry-After: 1, a token others share), with the adaptive limit ($mode
+# "adaptive", the default) or without any (budget off): how long until every
+# scan has run and been imported, and the requests the server accepted.
+sub rate429_run
+{
+	my ($share, $mode, $n) = @_;
+	my @targets = map { target_uuid("r429-$share-$mode-$_") } 1 .. $n;
+	my $sim = start_simulator(time_scale => 0.1,
+		targets => [ map { { target_id => $_, outcome => 'completed', duration_scale => 2,
+					severity_counts => { low => 150 } } } @targets ]);
+	$sim->faults({ match => { path => '^/api/' }, fault => 'status', status => 429,
+			retry_after => 1, probability => $share / 100 }) if $share;
+	my $node = bench_node("r429_${share}_$mode", $sim,
+		'invicti_scan.poll_interval' => "'2s'",
+		'invicti_scan.adaptive_rate_limit' => $mode eq 'adaptive' ? 'on' : 'off');
+	my $seq = $sim->next_seq;
+	my $t0 = time();
+	my @ids = launch_many($node, @targets);
+	my $deadline = $t0 + 300;
+	my $done = 0;
+	while (time() < $deadline)
+	{
+		$done = $node->safe_psql('postgres',
+			"SELECT count(*) FROM invicti_scans WHERE worker_state = 'done' AND status = 'completed'");
+		last if $done == $n;
+		sleep 0.5;
+	}
+	my $elapsed = time() - $t0;
+	my @log = grep { $_->{path} =~ m{^/api/} } $sim->log_entries($seq);
+	my $refused = grep { $_->{status} == 429 } @log;
+	my $posts = grep { $_->{method} eq 'POST' && $_->{status} == 201 } @log;
+	$node->stop;
+	$sim->stop;
+	return { elapsed => $elapsed, done => $done, requests => scalar(@log), refused => $refused,
+		accepted_per_min => (@log - $refused) * 60 / $elapsed, created => $posts };
+}
+
+sub bench_rate429
+{
+	my $n = 60;
+	my (%r, @parts);
+	for my $share (0, 5, 15, 30)
+	{
+		$r{$share}{$_} = rate429_run($share, $_, $n) for qw(adaptive off);
+		my ($a, $o) = @{ $r{$share} }{qw(adaptive off)};
+		push @parts, sprintf('%d%%: %.0f s vs %.0f s (%.2fx), %d/%d done, %.0f vs %.0f accepted/min, %d POSTs created',
+			$share, $a->{elapsed}, $o->{elapsed}, $o->{elapsed} / $a->{elapsed}, $a->{done}, $n,
+			$a->{accepted_per_min}, $o->{accepted_per_min}, $a->{created});
+	}
+	my ($a, $o) = @{ $r{15} }{qw(adaptive off)};
+	row("random 429s (Retry-After: 1): $n scans launched, polled and imported, adaptive vs no limit",
+		join('; ', @parts), 'at 15%: >= 0.7x the throughput of no limit, every scan done',
+		$a->{done} == $n && $o->{elapsed} / $a->{elapsed} >= 0.7);
+}
+
+# One scan with $findings findings, imported through a simulator that
+# allows $limit requests a minute (0: no limit), with ($mode) the adaptive
+# limit or none: rows a second, pages accepted a minute, 429s, the worker's
+# CPU per finding.
+sub import_run
+{
+	my ($findings, $limit, $mode, $label, %variants) = @_;
+	my $target = target_uuid("import-$findings-$limit-$mode-$label");
+	my $sim = start_simulator(time_scale => 0.01,
+		targets => [ { target_id => $target, outcome => 'completed',
+				severity_counts => { low => $findings } } ]);
+	my $node = bench_node("import_${limit}_${mode}_$label", $sim,
+		'invicti_scan.adaptive_rate_limit' => $mode eq 'adaptive' ? 'on' : 'off');
+	my $pid = worker_pid($node);
+	my $id = launch($node, $target);
+	# every request from the import on counts against the server's limit
+	wait_for($node, "SELECT worker_state = 'import' OR findings_imported_at IS NOT NULL
+		FROM invicti_scans WHERE id = $id", 'the scan ended', 120);
+	$sim->config(rate_limit => $limit, %variants) if $limit;
+	my $seq = $sim->next_seq;
+	my ($c0, $t0) = (cpu_of($pid), time());
+	wait_for($node, "SELECT findings_imported_at IS NOT NULL FROM invicti_scans WHERE id = $id",
+		"$findings findings imported", 900);
+	my ($c1, $t1) = (cpu_of($pid), time());
+	my $rows = $node->safe_psql('postgres',
+		"SELECT count(*) FROM invicti_vulnerabilities WHERE scan_row_id = $id");
+	my @log = grep { $_->{path} =~ m{/vulnerabilities$} } $sim->log_entries($seq);
+	my $refused = grep { $_->{status} == 429 } @log;
+	my ($ms) = cpu_delta_ms($c0, $c1);
+	$node->stop;
+	$sim->stop;
+	return { seconds => $t1 - $t0, rows => $rows, rows_per_s => $rows / ($t1 - $t0),
+		pages => scalar(@log) - $refused, refused => $refused, requests => scalar(@log),
+		pages_per_min => (@log - $refused) * 60 / ($t1 - $t0),
+		us_per_row => 1000 * $ms / ($rows || 1) };
+}
+
+sub bench_limit
+{
+	my $findings = 30_000;
+	my $off = import_run($findings, 0, 'off', 'free');
+	my $adaptive = import_run($findings, 0, 'adaptive', 'free');
+	row("import of $findings findings, no server limit: adaptive vs no limit",
+		sprintf('%.0f vs %.0f rows/s (%.2fx), %d rows each', $adaptive->{rows_per_s}, $off->{rows_per_s},
+			$adaptive->{rows_per_s} / $off->{rows_per_s}, $adaptive->{rows}),
+		'>= 0.9x', $adaptive->{rows_per_s} >= 0.9 * $off->{rows_per_s});
+	my $n = 200;
+	my @parts;
+	my $met = 1;
+	for my $case ([ 'token bucket', 'bucket', rate_limit_algorithm => 'token_bucket' ],
+		[ 'fixed window', 'window', rate_limit_algorithm => 'fixed_window' ],
+		[ 'fixed window, X-RateLimit headers', 'headers', rate_limit_algorithm => 'fixed_window',
+			rate_limit_headers => 'x-ratelimit' ])
+	{
+		my ($name, $label, %variants) = @$case;
+		my $r = import_run($findings, $n, 'adaptive', $label, %variants);
+		my $goodput = $r->{pages_per_min} / $n;
+		my $share = $r->{refused} / ($r->{requests} || 1);
+		$met &&= $goodput >= 0.6 && $share < 0.2 && $r->{rows} == $findings;
+		push @parts, sprintf('%s: %.0f pages/min accepted (%.0f%% of %d), 429s %.1f%% of %d requests, %.0f s',
+			$name, $r->{pages_per_min}, 100 * $goodput, $n, 100 * $share, $r->{requests}, $r->{seconds});
+	}
+	row("import of $findings findings against a server limit of $n requests/min",
+		join('; ', @parts), 'goodput >= 60% of the limit, 429s < 20% of requests', $met);
+}
+
+# ---- the API economy over whole lifecycles ---------------------------------------
+
+# $n short scans launched together, polled at the default poll_method
+# (list) every $interval s, through to their import: status requests (list
+# pages, GETs of one scan) per running scan per interval, counting each
+# scan's running time from its launch to its end in the simulator.
+sub bench_economy
+{
+	my ($n, $interval) = (300, 5);
+	my @targets = map { target_uuid("econ-$_") } 1 .. $n;
+	# a scan runs 12 units of 1.5 s: 18 s, about 4 intervals
+	my $sim = start_simulator(time_scale => 1.5,
+		targets => [ map { { target_id => $_, outcome => 'completed' } } @targets ]);
+	my $node = bench_node('economy', $sim,
+		'invicti_scan.poll_interval' => "'${interval}s'");
+	my $seq = $sim->next_seq;
+	launch_many($node, @targets);
+	wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE worker_state = 'done'",
+		"$n short scans done", 600);
+	my @log = $sim->log_entries($seq);
+	my ($pages, $gets) = status_requests(@log);
+	my $scans = $sim->scans;
+	my $running = 0;
+	for my $s (values %$scans)
+	{
+		next unless $s->{end_date};
+		$running += (iso_epoch($s->{end_date}) - iso_epoch($s->{created_at})) / $interval;
+	}
+	my $per = ($pages + $gets) / ($running || 1);
+	row("status requests per running scan per poll interval, $n short scans, launch to import",
+		sprintf('%.3f (%d list pages, %d single GETs over %.0f scan-intervals)', $per, $pages, $gets, $running),
+		'<= 0.05', $per <= 0.05);
+	$node->stop;
+	$sim->stop;
+}
+
+sub iso_epoch
+{
+	my ($text) = @_;
+	require Time::Local;
+	my ($y, $mo, $d, $h, $mi, $s, $frac) =
+	  $text =~ /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)(\.\d+)?/ or die "not a date: $text";
+	return Time::Local::timegm($s, $mi, $h, $d, $mo - 1, $y) + ($frac // 0);
+}
+
 # ---- run and report ----------------------------------------------------------
 
 bench_latency() if wanted('latency');
@@ -577,6 +753,9 @@ bench_enqueue() if wanted('enqueue');
 bench_tick() if wanted('tick');
 bench_polling() if wanted('polling');
 bench_writes() if wanted('writes');
+bench_rate429() if wanted('rate429');
+bench_limit() if wanted('limit');
+bench_economy() if wanted('economy');
 
 my @w = (0, 0, 0);
 for my $r ([ 'figure', 'measured', 'target', '' ], @table)

@@ -49,6 +49,9 @@ typedef struct Transfer
 	char	   *location;		/* captured headers, malloc'd */
 	char	   *retry_after;
 	char	   *content_type;
+	char	   *ratelimit_remaining;
+	char	   *ratelimit_reset;
+	char	   *ratelimit;
 	char		errbuf[CURL_ERROR_SIZE];
 	struct Transfer *prev;
 	struct Transfer *next;
@@ -108,6 +111,20 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* Forget the headers captured so far (a new response begins, or the end). */
+static void
+free_headers(Transfer *t)
+{
+	free(t->location);
+	free(t->retry_after);
+	free(t->content_type);
+	free(t->ratelimit_remaining);
+	free(t->ratelimit_reset);
+	free(t->ratelimit);
+	t->location = t->retry_after = t->content_type = NULL;
+	t->ratelimit_remaining = t->ratelimit_reset = t->ratelimit = NULL;
+}
+
 /* If the header line is "<name>: value", store a malloc'd copy of value. */
 static void
 capture_header(const char *line, size_t len, const char *name, char **dest)
@@ -136,15 +153,17 @@ header_cb(char *line, size_t size, size_t nitems, void *userp)
 	/* A new status line starts a new response (e.g. after 100 Continue). */
 	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
 	{
-		free(t->location);
-		free(t->retry_after);
-		free(t->content_type);
-		t->location = t->retry_after = t->content_type = NULL;
+		free_headers(t);
 		return len;
 	}
 	capture_header(line, len, "location", &t->location);
 	capture_header(line, len, "retry-after", &t->retry_after);
 	capture_header(line, len, "content-type", &t->content_type);
+	capture_header(line, len, "x-ratelimit-remaining", &t->ratelimit_remaining);
+	capture_header(line, len, "ratelimit-remaining", &t->ratelimit_remaining);
+	capture_header(line, len, "x-ratelimit-reset", &t->ratelimit_reset);
+	capture_header(line, len, "ratelimit-reset", &t->ratelimit_reset);
+	capture_header(line, len, "ratelimit", &t->ratelimit);
 	return len;
 }
 
@@ -256,9 +275,7 @@ free_transfer(Transfer *t)
 		curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
 	free(t->buf);
-	free(t->location);
-	free(t->retry_after);
-	free(t->content_type);
+	free_headers(t);
 	free(t);
 }
 
@@ -338,7 +355,13 @@ build_headers(const ApiRequest *req, bool *ok)
 	} while (0)
 
 	APPEND_HEADER(req->file ? "Accept: */*" : "Accept: application/json");
-	if (req->json_body)
+
+	/*
+	 * The spec consumes application/json, and says so for every operation: a
+	 * POST or PUT without a body (abort, resume, trigger) says it too, or
+	 * libcurl would call it application/x-www-form-urlencoded.
+	 */
+	if (req->json_body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0)
 		APPEND_HEADER("Content-Type: application/json");
 	/* no "Expect: 100-continue" round trip for our small bodies */
 	APPEND_HEADER("Expect:");
@@ -407,10 +430,12 @@ api_client_submit(const ApiRequest *req, void *tag, MemoryContext cxt,
 	SETOPT(CURLOPT_HEADERDATA, t);
 	SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
 	SETOPT(CURLOPT_PRIVATE, t);
-	if (strcmp(req->method, "POST") == 0)
+	if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0)
 	{
 		SETOPT(CURLOPT_POST, 1L);
 		SETOPT(CURLOPT_COPYPOSTFIELDS, req->json_body ? req->json_body : "");
+		if (req->method[1] == 'U')
+			SETOPT(CURLOPT_CUSTOMREQUEST, "PUT");
 	}
 	else if (strcmp(req->method, "GET") != 0)
 		SETOPT(CURLOPT_CUSTOMREQUEST, req->method);
@@ -594,6 +619,9 @@ api_client_next_completed(void **tag, ApiResponse *resp)
 		resp->location = copy_str(t->location, &oom);
 		resp->retry_after = copy_str(t->retry_after, &oom);
 		resp->content_type = copy_str(t->content_type, &oom);
+		resp->ratelimit_remaining = copy_str(t->ratelimit_remaining, &oom);
+		resp->ratelimit_reset = copy_str(t->ratelimit_reset, &oom);
+		resp->ratelimit = copy_str(t->ratelimit, &oom);
 		if (resp->curl_code != CURLE_OK)
 			resp->error = copy_str(t->errbuf[0] ? t->errbuf
 								   : curl_easy_strerror(resp->curl_code), &oom);

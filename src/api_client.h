@@ -11,7 +11,7 @@
 /* What to send.  All strings are only read during api_client_submit(). */
 typedef struct ApiRequest
 {
-	const char *method;			/* "GET" or "POST" */
+	const char *method;			/* "GET", "POST", "PUT" or "DELETE" */
 	const char *url;
 	const char *json_body;		/* POST body, or NULL */
 	bool		fresh_connection;	/* never reuse a connection (see launch) */
@@ -31,6 +31,11 @@ typedef struct ApiResponse
 	char	   *location;		/* Location header, or NULL */
 	char	   *retry_after;	/* Retry-After header, or NULL */
 	char	   *content_type;	/* Content-Type header, or NULL */
+	/* rate-limit headers, when sent (the X- and IETF draft spellings) */
+	char	   *ratelimit_remaining;	/* X-RateLimit-Remaining,
+										 * RateLimit-Remaining */
+	char	   *ratelimit_reset;	/* X-RateLimit-Reset, RateLimit-Reset */
+	char	   *ratelimit;		/* RateLimit (the draft's one-header form) */
 	char	   *error;			/* curl's description when curl_code != 0 */
 	int64		elapsed_ms;
 } ApiResponse;

@@ -537,6 +537,45 @@ json_get_timestamp(JsonbContainer *obj, const char *key, TimestampTz *out)
 	return api_parse_timestamp(json_get_string(obj, key), out);
 }
 
+/*
+ * The latest instant a date the API sent can stand for: the instant itself
+ * for a date-time; for a plain "date" (the spec types current_session's
+ * start_date and next_run so), the end of that day anywhere on Earth, UTC
+ * + 14 h.  A bound a date cannot defeat.
+ */
+static bool
+json_get_latest_instant(JsonbContainer *obj, const char *key, TimestampTz *out)
+{
+	char	   *s = json_get_string(obj, key);
+
+	if (!api_parse_timestamp(s, out))
+		return false;
+	if (strlen(s) == 10)		/* YYYY-MM-DD: api_parse_timestamp took it */
+		*out += (TimestampTz) (24 + 14) * USECS_PER_HOUR;
+	return true;
+}
+
+/*
+ * The latest the scan can have been created: its start date (the scan's
+ * date-time, or its session's date) or next run, whichever is earliest (each
+ * is no earlier than the scan's creation).
+ */
+static void
+created_bound(JsonbContainer *scan, JsonbContainer *session, ApiScanState *out)
+{
+	TimestampTz t;
+
+	out->has_created = false;
+	if (json_get_latest_instant(scan, "start_date", &t))
+		out->has_created = true, out->created = t;
+	if (session && json_get_latest_instant(session, "start_date", &t) &&
+		(!out->has_created || t < out->created))
+		out->has_created = true, out->created = t;
+	if (json_get_latest_instant(scan, "next_run", &t) &&
+		(!out->has_created || t < out->created))
+		out->has_created = true, out->created = t;
+}
+
 /* A status: printable ASCII, short (anything else is not a status word). */
 static bool
 plain_word(const char *s)
@@ -576,7 +615,7 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 			*error = pstrdup("the response is not a scan: it has neither scan_id nor current_session");
 			return false;
 		}
-		out->has_created = json_get_timestamp(scan, "next_run", &out->created);
+		created_bound(scan, NULL, out);
 		return true;
 	}
 	out->status = json_get_string(session, "status");
@@ -604,8 +643,10 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 
 	/*
 	 * severity_counts is stored as sent (keys vary between servers), once it
-	 * is known to mean something (severity_counts.c); otherwise the row keeps
-	 * its counts and records why, and last_response keeps the answer.
+	 * is known to mean something (severity_counts.c); otherwise the row's
+	 * counts are cleared (scan_store.c: a gate must never pass on the counts
+	 * of an earlier answer), last_error says why and last_response keeps the
+	 * answer.
 	 */
 	v = getKeyJsonValueFromContainer(session, "severity_counts", 15, NULL);
 	if (v && v->type != jbvNull)
@@ -619,15 +660,18 @@ scan_state_from_object(JsonbContainer *scan, ApiScanState *out, char **error)
 			out->problem = psprintf("the answer's %s; the counts were not stored",
 									out->problem);
 	}
-	out->has_start_date = json_get_timestamp(session, "start_date", &out->start_date);
-	out->has_end_date = json_get_timestamp(session, "end_date", &out->end_date);
-	if (out->has_start_date)
-	{
-		out->has_created = true;
-		out->created = out->start_date;
-	}
+
+	/*
+	 * The spec types the session's start_date as a plain date, the scan's own
+	 * (ScanItemResponse) as a date-time: the row takes the finer one.
+	 */
+	s = json_get_string(session, "start_date");
+	if (s && strlen(s) == 10 && json_get_timestamp(scan, "start_date", &out->start_date))
+		out->has_start_date = true;
 	else
-		out->has_created = json_get_timestamp(scan, "next_run", &out->created);
+		out->has_start_date = api_parse_timestamp(s, &out->start_date);
+	out->has_end_date = json_get_timestamp(session, "end_date", &out->end_date);
+	created_bound(scan, session, out);
 	return true;
 }
 
@@ -720,12 +764,35 @@ api_list_page(Jsonb *body, const char *key, ListPage *out, char **error)
 	int			i;
 
 	memset(out, 0, sizeof(ListPage));
-	if (items == NULL)
+	if (!JsonContainerIsObject(root))
 	{
-		*error = psprintf("the response has no \"%s\" list", key);
+		*error = pstrdup("the response is not a JSON object");
 		return false;
 	}
-	n = JsonContainerSize(items);
+
+	/*
+	 * Some lists' keys the spec requires (TargetListResponse,
+	 * VulnerabilityListResponse, ReportListResponse); the others' it does not
+	 * (ScanListResponse, ScanResultListResponse, ScanningProfilesResponse,
+	 * ReportTemplateList): a page without such a key lists nothing.  A key
+	 * that is there and not a list is never a page.
+	 */
+	if (items == NULL)
+	{
+		static const char *const required[] = {"targets", "vulnerabilities", "reports"};
+		bool		is_required = false;
+		int			k;
+
+		for (k = 0; k < (int) lengthof(required); k++)
+			is_required |= strcmp(key, required[k]) == 0;
+		if (is_required ||
+			getKeyJsonValueFromContainer(root, key, strlen(key), NULL) != NULL)
+		{
+			*error = psprintf("the response has no \"%s\" list", key);
+			return false;
+		}
+	}
+	n = items ? JsonContainerSize(items) : 0;
 	out->items = palloc0(sizeof(JsonbValue *) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
@@ -843,7 +910,7 @@ api_scan_list_item(JsonbContainer *item, pg_uuid_t *scan_id, ApiScanState *state
 		memset(state, 0, sizeof(ApiScanState));
 		state->target_id = target;
 		state->profile_id = profile;
-		state->has_created = json_get_timestamp(item, "next_run", &state->created);
+		created_bound(item, NULL, state);
 	}
 	return true;
 }

@@ -99,8 +99,8 @@ typedef struct ApiScanState
 	TimestampTz end_date;
 	char	   *target_id;		/* when present (single shape, lists) */
 	char	   *profile_id;
-	bool		has_created;	/* a timestamp telling when it was made */
-	TimestampTz created;
+	bool		has_created;	/* the scan was made no later than created */
+	TimestampTz created;		/* (a plain date: the end of its day) */
 } ApiScanState;
 
 extern bool api_scan_state(Jsonb *body, const pg_uuid_t *scan_id,

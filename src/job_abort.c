@@ -3,10 +3,14 @@
  *		Sending the abort that invicti_abort_scan() asked for:
  *		POST /scans/{scan_id}/abort, then polling the scan to its end.
  *
- * Accepted (204) or refused as too late (409 and other 4xx: the scan has
- * finished, the next poll shows how), the row goes back to polling at once;
- * a scan the API no longer knows (404) ends the row; anything else is
- * retried with backoff.
+ * The spec's abort takes no body and answers 204.  Accepted (2xx), the row
+ * goes back to polling at once, and the polls show the scan aborting.  A
+ * 409 says the scan is in no state to abort (it has ended, or is ending):
+ * the row goes back to polling, and says so.  Any other 4xx is a refusal:
+ * the scan was not aborted and runs on, so the row goes back to polling
+ * with last_error saying that, loudly (a WARNING), and invicti_abort_scan()
+ * may ask again; it is never recorded as sent.  A scan the API no longer
+ * knows (404) ends the row; anything else is retried with backoff.
  */
 #include "postgres.h"
 
@@ -20,7 +24,8 @@
 
 typedef enum AbortVerdict
 {
-	V_ABORT_SENT,				/* accepted, or refused with a note: poll now */
+	V_ABORT_SENT,				/* accepted, or too late (409): poll now */
+	V_ABORT_REFUSED,			/* another 4xx: not aborted, poll on */
 	V_ABORT_GONE,				/* 404: the scan no longer exists */
 	V_ABORT_RETRY
 } AbortVerdict;
@@ -61,8 +66,20 @@ abort_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 								 api_uuid_text(&d->scan_id)), 0);
 			return true;
 		case RESP_REJECTED:
-			/* e.g. 409: it has already finished; the next poll shows how */
-			job_verdict(job, V_ABORT_SENT, api_describe_failure(r, WHAT), 0);
+			if (r->http_status == 409)
+				job_verdict(job, V_ABORT_SENT,
+							psprintf("%s; the scan is in no state to abort (it has ended or is ending), the next poll shows how",
+									 api_describe_failure(r, WHAT)), 0);
+			else
+			{
+				job_verdict(job, V_ABORT_REFUSED,
+							psprintf("%s; Invicti refused the abort: the scan was not aborted and is polled on (invicti_abort_scan() may ask again)",
+									 api_describe_failure(r, WHAT)), 0);
+				ereport(WARNING,
+						(errmsg("invicti_scan: Invicti refused to abort scan %s (HTTP %ld)",
+								api_uuid_text(&d->scan_id), r->http_status),
+						 errdetail("The scan was not aborted and goes on; its row is polled as before and its last_error says why.")));
+			}
 			return false;
 		default:
 			job_verdict(job, V_ABORT_RETRY, api_describe_failure(r, WHAT),
@@ -77,6 +94,7 @@ abort_record(Job *job)
 	switch ((AbortVerdict) job->verdict)
 	{
 		case V_ABORT_SENT:
+		case V_ABORT_REFUSED:
 			scan_store_abort_sent(job->row_id, job->message);
 			break;
 		case V_ABORT_GONE:
@@ -105,7 +123,7 @@ abort_recorded(Job *job, TimestampTz now)
 	if (job->record_failed || job->verdict == V_ABORT_RETRY)
 		return false;
 	job_clear_row_failures(job->row_id);
-	if (job->verdict == V_ABORT_SENT)
+	if (job->verdict == V_ABORT_SENT || job->verdict == V_ABORT_REFUSED)
 		poll_schedule_add(job->row_id, &d->scan_id, now, true);
 	return false;
 }

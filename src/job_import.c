@@ -88,13 +88,13 @@ import_build(Job *job, ApiRequest *req)
 	if (d->step == STEP_END_DATE)
 	{
 		job->call = CALL_SESSIONS;
-		req->url = job_api_url(psprintf("/scans/%s/results?l=100%s",
-										api_uuid_text(&d->scan_id), cursor));
+		req->url = job_api_url(psprintf("/scans/%s/results?l=%d%s",
+										api_uuid_text(&d->scan_id), API_LIST_LIMIT, cursor));
 	}
 	else
-		req->url = job_api_url(psprintf("/scans/%s/results/%s/vulnerabilities?l=100%s",
+		req->url = job_api_url(psprintf("/scans/%s/results/%s/vulnerabilities?l=%d%s",
 										api_uuid_text(&d->scan_id),
-										api_uuid_text(&d->session_id), cursor));
+										api_uuid_text(&d->session_id), API_LIST_LIMIT, cursor));
 }
 
 static void

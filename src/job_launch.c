@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "nodes/pg_list.h"
 
 #include "api_client.h"
@@ -52,6 +53,7 @@ typedef struct LaunchData
 	Jsonb	   *options;		/* launch_options (checked when queued), or
 								 * NULL */
 	pg_uuid_t	scan_id;		/* the new scan */
+	Jsonb	   *first_state;	/* the 201's scan, when it has a session */
 	bool		schedule_new;	/* after commit: start polling scan_id */
 } LaunchData;
 
@@ -102,6 +104,16 @@ launch_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 			body = api_parse_json(r, &err);
 		if (api_launch_scan_id(r, body, &d->scan_id, &err))
 		{
+			JsonbValue *session = body && JsonContainerIsObject(&body->root) ?
+				getKeyJsonValueFromContainer(&body->root, "current_session", 15, NULL) : NULL;
+
+			/* the spec's 201 is the new scan itself: its first state */
+			if (session && session->type == jbvBinary &&
+				JsonContainerIsObject(session->val.binary.data))
+			{
+				d->first_state = MemoryContextAlloc(job->cxt, VARSIZE(body));
+				memcpy(d->first_state, body, VARSIZE(body));
+			}
 			job_verdict(job, V_LAUNCHED, NULL, 0);
 			return true;
 		}
@@ -191,12 +203,34 @@ launch_record(Job *job)
 	}
 }
 
+/*
+ * The new scan is tracked from now on.  When the 201 carried its state, that
+ * is recorded as its first refresh, and the next one is a poll_interval
+ * away (a list round's, where rounds are on): entering the running set costs
+ * no request.  Otherwise the scan is fetched now.
+ */
 static bool
 launch_recorded(Job *job, TimestampTz now)
 {
 	LaunchData *d = job->data;
 
-	if (!job->record_failed && d->schedule_new)
+	if (job->record_failed || !d->schedule_new)
+		return false;
+	if (d->first_state)
+	{
+		JsonbValue	item;
+
+		item.type = jbvBinary;
+		item.val.binary.data = &d->first_state->root;
+		item.val.binary.len = VARSIZE(d->first_state) - VARHDRSZ;
+		poll_schedule_add(job->row_id, &d->scan_id,
+						  TimestampTzPlusMilliseconds(now, (int64) invicti_poll_interval_s * 1000),
+						  false);
+		job_poll_from_list(job->row_id, &d->scan_id, &item,
+						   hash_bytes_extended((const unsigned char *) item.val.binary.data,
+											   item.val.binary.len, 0) | 1);
+	}
+	else
 		poll_schedule_add(job->row_id, &d->scan_id, now, true);
 	return false;
 }
@@ -256,7 +290,17 @@ typedef struct ReconcileData
 	List	   *candidates;		/* Candidate * */
 	bool		schedule_new;
 	pg_uuid_t	adopted;
+	int			key;			/* target_keys[] the request used */
+	bool		other_key_tried;
 } ReconcileData;
+
+/*
+ * The q key for one target: the spec's example request says "target_id",
+ * its q description "target".  The one a server refused is not asked again
+ * (until the worker restarts).
+ */
+static const char *const target_keys[] = {"target_id", "target"};
+static int	target_key = 0;
 
 static void
 reconcile_build(Job *job, ApiRequest *req)
@@ -264,9 +308,9 @@ reconcile_build(Job *job, ApiRequest *req)
 	ReconcileData *d = job->data;
 
 	req->method = "GET";
-	/* the spec's filter key for one target is "target" */
-	req->url = job_api_url(psprintf("/scans?l=100&q=target:%s%s%s",
-									api_uuid_text(&d->target_id),
+	d->key = target_key;
+	req->url = job_api_url(psprintf("/scans?l=%d&q=%s:%s%s%s", API_LIST_LIMIT,
+									target_keys[d->key], api_uuid_text(&d->target_id),
 									d->cursor ? "&c=" : "",
 									d->cursor ? api_client_escape(d->cursor) : ""));
 }
@@ -322,6 +366,15 @@ reconcile_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 	Jsonb	   *body;
 	ListPage	page;
 
+	if (cls == RESP_REJECTED && d->cursor == NULL && !d->other_key_tried)
+	{
+		/* the filter's key may be the one this server does not take */
+		if (target_key == d->key)
+			target_key = 1 - d->key;
+		d->other_key_tried = true;
+		job->next = NEXT_REQUEST;
+		return false;
+	}
 	if (cls != RESP_SUCCESS)
 	{
 		job_verdict(job, V_RECONCILE_RETRY, api_describe_failure(r, api_call_nouns[CALL_RECONCILE]),

@@ -1,8 +1,9 @@
 /*
  * job_list.c
- *		List rounds: the running scans refreshed a hundred at a time with
- *		GET /scans?q=scan_status:<running statuses>&l=100, instead of one
- *		GET /scans/{id} per scan.
+ *		List rounds: the running scans refreshed a page at a time with
+ *		GET /scans?l=99&q=scan_status:<the filter's running values>, and
+ *		those that ended with GET /scans?l=99&q=scan_status:completed,failed,
+ *		instead of one GET /scans/{id} per scan.
  *
  * A round starts when the first scan it is to refresh is due
  * (poll_schedule.c).  Its pages are asked for one after another, each once
@@ -10,24 +11,39 @@
  * refreshed exactly as its own GET would refresh it: an answer byte for
  * byte the one its row holds needs nothing; any other becomes a verdict of
  * job_poll.c, recorded in a subtransaction of its own.  Scans the worker
- * does not track are ignored.  After the last page, every scan the round
- * was meant to show and did not (it ended, and so left the running set, or
- * it moved between pages while the offsets shifted) gets a request of its
- * own, so no scan's end is missed.
+ * does not track are ignored.
+ *
+ * Two phases.  The running phase lists the scans in the filter's running
+ * statuses (scheduled, queued, starting, processing, aborting: the spec's
+ * q lists no other).  A tracked scan it did not show has most likely
+ * ended, so the ended phase then lists completed and failed scans, for at
+ * most as many pages as those scans could fill plus one (the server lists
+ * newest first, or the ended ones are simply not found there), and stops
+ * as soon as every one of them was seen.  Only what neither phase showed
+ * gets a request of its own (a scan paused, pausing, resuming or aborted,
+ * which the filter cannot name; one that moved between pages; any scan on
+ * a server whose lists do not order or filter as hoped), so no scan's end
+ * is missed, and a scan that enters or leaves the running set costs no
+ * request of its own while the lists can say.
  *
  * The API drives the loop, so it ends: a cursor seen before, or more pages
- * than the tracked scans could fill twice over (plus ten), ends the round
- * as if it were complete, and what it did not show is fetched scan by scan.
+ * than the tracked scans could fill twice over (plus ten), ends the
+ * running phase as if it were complete; the ended phase's page limit ends
+ * it.
  *
  * Falling back.  With invicti_scan.poll_method = auto, the worker polls
  * scan by scan instead, says so once at LOG and in invicti_scan_stats, when
- * the server shows a scan the filter excludes (it ignores the filter),
- * lists scans without their current_session, or refuses the filtered list
- * (a 4xx other than 401, 403 and 429).  That lasts until the configuration
- * is reloaded or the worker restarts.  A page that fails otherwise (5xx,
- * network, an answer that cannot be read) is no reason to fall back: the
- * round is tried again with backoff, and no scan is fetched on its own for
- * it (that would be the very burst rounds exist to avoid).
+ * the server shows a scan the running filter excludes (it ignores the
+ * filter), lists scans without their current_session, or refuses the
+ * filtered list (a 4xx other than 401, 403 and 429).  That lasts until the
+ * configuration is reloaded or the worker restarts.  With poll_method =
+ * list, a refused list ends the round as if it had shown nothing: every
+ * scan of the round is then fetched alone, so none goes unrefreshed.  A
+ * refused ended phase only stops the ended phase (until a reload).  A page
+ * that fails otherwise (5xx, network, an answer that cannot be read) is no
+ * reason to fall back: the round is tried again with backoff, and no scan
+ * is fetched on its own for it (that would be the very burst rounds exist
+ * to avoid).
  *
  * Nothing here writes to the database.
  */
@@ -43,14 +59,20 @@
 #include "settings.h"
 
 #define WHAT api_call_nouns[CALL_POLL_LIST]
-#define PAGE_SIZE 100
+
+typedef enum ListPhase
+{
+	PHASE_RUNNING,				/* scan_status:<scan_filter_running> */
+	PHASE_ENDED					/* scan_status:<scan_filter_ended> */
+} ListPhase;
 
 typedef struct ListData
 {
+	ListPhase	phase;
 	char	   *cursor;			/* the page being fetched; NULL: the first */
 	List	   *seen_cursors;
-	int			pages;
-	int			max_pages;
+	int			pages;			/* of this phase */
+	int			max_pages;		/* of this phase */
 	bool		failed;			/* the round ends without being complete */
 } ListData;
 
@@ -60,6 +82,7 @@ static struct
 	bool		running;
 	TimestampTz not_before;		/* after a failed round */
 	int			failures;
+	bool		ended_refused;	/* the server refused the ended phase */
 	char		fallback[200];	/* why auto polls scan by scan; "" if not */
 }			rounds;
 
@@ -76,6 +99,7 @@ job_list_configure(void)
 	rounds.fallback[0] = '\0';
 	rounds.failures = 0;
 	rounds.not_before = 0;
+	rounds.ended_refused = false;
 
 	poll_schedule_set_list_rounds(rounds_on());
 }
@@ -113,8 +137,9 @@ list_build(Job *job, ApiRequest *req)
 	ListData   *d = job->data;
 
 	req->method = "GET";
-	req->url = job_api_url(psprintf("/scans?l=%d&q=scan_status:%s%s%s", PAGE_SIZE,
-									scan_statuses_running,
+	req->url = job_api_url(psprintf("/scans?l=%d&q=scan_status:%s%s%s", API_LIST_LIMIT,
+									d->phase == PHASE_RUNNING ? scan_filter_running
+									: scan_filter_ended,
 									d->cursor ? "&c=" : "",
 									d->cursor ? api_client_escape(d->cursor) : ""));
 }
@@ -127,7 +152,7 @@ list_not_sent(Job *job, const char *error pg_attribute_unused())
 
 /* One listed scan: refresh its row if the worker tracks it. */
 static const char *
-take_item(JsonbValue *item, TimestampTz now)
+take_item(ListPhase phase, JsonbValue *item, TimestampTz now)
 {
 	pg_uuid_t	scan_id;
 	bool		has_session;
@@ -141,7 +166,8 @@ take_item(JsonbValue *item, TimestampTz now)
 								 * fetched alone */
 	if (!has_session)
 		return "the server lists scans without their current_session";
-	if (state.status && !scan_status_is_running(state.status) &&
+	if (phase == PHASE_RUNNING && state.status &&
+		!scan_status_in(scan_filter_running, state.status) &&
 		invicti_poll_method == POLL_METHOD_AUTO)
 		return psprintf("the server lists a scan with status \"%s\" although the list asked for running scans only (it ignores the scan_status filter)",
 						api_printable(state.status, 40));
@@ -154,6 +180,27 @@ take_item(JsonbValue *item, TimestampTz now)
 	else
 		job_poll_from_list(id, &scan_id, item, hash);
 	return NULL;
+}
+
+/*
+ * The running phase is over: list the ended scans when some scans of the
+ * round were not shown, else end the round.
+ */
+static void
+next_phase(Job *job)
+{
+	ListData   *d = job->data;
+	int			unseen = poll_schedule_round_unseen();
+
+	job->next = NEXT_FINISHED;
+	if (d->phase != PHASE_RUNNING || unseen == 0 || rounds.ended_refused)
+		return;
+	d->phase = PHASE_ENDED;
+	d->cursor = NULL;
+	d->seen_cursors = NIL;
+	d->pages = 0;
+	d->max_pages = unseen / API_LIST_LIMIT + 2;
+	job->next = NEXT_REQUEST;
 }
 
 static bool
@@ -170,8 +217,20 @@ list_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 	job->next = NEXT_FINISHED;
 	if (cls == RESP_REJECTED || cls == RESP_NOT_FOUND)
 	{
-		d->failed = true;
+		if (d->phase == PHASE_ENDED)
+		{
+			/* what it would have shown is fetched scan by scan */
+			if (!rounds.ended_refused)
+				ereport(LOG,
+						(errmsg("invicti_scan worker: the server refused the list of ended scans (HTTP %ld); scans that leave the running set are fetched one by one from now on",
+								r->http_status),
+						 errhint("Reload the configuration to try the list again.")));
+			rounds.ended_refused = true;
+			return false;
+		}
 		fall_back(psprintf("the server refused the filtered scan list (HTTP %ld)", r->http_status));
+		/* list mode: the round showed nothing, so each scan is fetched alone */
+		d->failed = invicti_poll_method != POLL_METHOD_LIST;
 		return false;
 	}
 	body = cls == RESP_SUCCESS ? api_parse_json(r, &err) : NULL;
@@ -183,7 +242,7 @@ list_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 		return false;
 	}
 	for (i = 0; i < page.n_items && reason == NULL; i++)
-		reason = take_item(page.items[i], now);
+		reason = take_item(d->phase, page.items[i], now);
 	if (reason)
 	{
 		d->failed = true;
@@ -192,11 +251,14 @@ list_judge(Job *job, const ApiResponse *r, ResponseClass cls)
 	}
 	d->pages++;
 	if (page.next_cursor && d->pages < d->max_pages &&
+		(d->phase == PHASE_RUNNING || poll_schedule_round_unseen() > 0) &&
 		!job_cursor_seen(job->cxt, &d->seen_cursors, page.next_cursor))
 	{
 		d->cursor = (char *) llast(d->seen_cursors);
 		job->next = NEXT_REQUEST;
 	}
+	else
+		next_phase(job);
 	return true;
 }
 
@@ -221,8 +283,8 @@ list_recorded(Job *job, TimestampTz now)
 		rounds.not_before = 0;
 
 		if (missed > 0)
-			elog(DEBUG1, "invicti_scan worker: list round of %d pages did not show %d scans; fetching them one by one",
-				 d->pages, missed);
+			elog(DEBUG1, "invicti_scan worker: list round did not show %d scans; fetching them one by one",
+				 missed);
 	}
 	else if (rounds_on())
 	{
@@ -266,7 +328,8 @@ job_list_start_round(TimestampTz now)
 		return false;
 	job = job_new(&list_kind, 0, sizeof(ListData));
 	d = job->data;
-	d->max_pages = 2 * (poll_schedule_count() / PAGE_SIZE + 1) + 10;
+	d->phase = PHASE_RUNNING;
+	d->max_pages = 2 * (poll_schedule_count() / API_LIST_LIMIT + 1) + 10;
 	rounds.running = true;
 
 	poll_schedule_round_begin();

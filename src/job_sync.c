@@ -28,7 +28,6 @@
 #include "settings.h"
 
 #define WHAT api_call_nouns[CALL_SYNC]
-#define PAGE_SIZE 100
 /* 1,000,000 targets at 100 a page. */
 #define SYNC_MAX_PAGES 10000
 /* Failed rounds retried when sync_interval is 0, before waiting for invicti_sync(). */
@@ -146,7 +145,7 @@ sync_build(Job *job, ApiRequest *req)
 
 	req->method = "GET";
 	if (d->catalog == CATALOG_TARGETS)
-		req->url = job_api_url(psprintf("%s?l=%d%s%s", catalog_path(d->catalog), PAGE_SIZE,
+		req->url = job_api_url(psprintf("%s?l=%d%s%s", catalog_path(d->catalog), API_LIST_LIMIT,
 										d->cursor ? "&c=" : "",
 										d->cursor ? api_client_escape(d->cursor) : ""));
 	else

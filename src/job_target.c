@@ -34,7 +34,6 @@
 
 #define WHAT api_call_nouns[CALL_ADD_TARGET]
 #define WHAT_FIND api_call_nouns[CALL_FIND_TARGET]
-#define PAGE_SIZE 100
 #define FIND_MAX_PAGES 10000
 #define TARGET_MAX_ATTEMPTS 10
 
@@ -72,7 +71,7 @@ target_build(Job *job, ApiRequest *req)
 	{
 		job->call = CALL_FIND_TARGET;
 		req->method = "GET";
-		req->url = job_api_url(psprintf("/targets?l=%d%s%s", PAGE_SIZE,
+		req->url = job_api_url(psprintf("/targets?l=%d%s%s", API_LIST_LIMIT,
 										d->cursor ? "&c=" : "",
 										d->cursor ? api_client_escape(d->cursor) : ""));
 	}

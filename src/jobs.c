@@ -34,6 +34,7 @@
 
 #include "jobs.h"
 #include "log_limit.h"
+#include "rate_limit_headers.h"
 #include "redact.h"
 #include "request_budget.h"
 #include "retry_policy.h"
@@ -235,14 +236,15 @@ job_enqueue_verdict(Job *job)
 	to_waiting(job);
 }
 
-/* Send the job's current request now (its token is taken). */
+/* Send the job's current request now (its token, number seq, is taken). */
 static void
-send(Job *job)
+send(Job *job, int64 seq)
 {
 	MemoryContext old;
 	ApiRequest	req;
 	char	   *error;
 
+	job->budget_seq = seq;
 	MemoryContextReset(job->req_cxt);
 	old = MemoryContextSwitchTo(job->req_cxt);
 	memset(&req, 0, sizeof(req));
@@ -279,9 +281,10 @@ job_submit(Job *job)
 {
 	bool		urgent = api_call_urgent[job->kind->call];
 	dlist_head *queue = &held[urgent ? 0 : 1];
+	int64		seq;
 
-	if (dlist_is_empty(queue) && budget_take(urgent))
-		send(job);
+	if (dlist_is_empty(queue) && (seq = budget_take(urgent)) != 0)
+		send(job, seq);
 	else
 	{
 		budget_note_wait();
@@ -295,15 +298,17 @@ jobs_release_held(void)
 {
 	int			u;
 
+	int64		seq;
+
 	for (u = 0; u < 2; u++)
 	{
 		while (!dlist_is_empty(&held[u]) && n_in_flight < invicti_max_concurrent &&
-			   budget_take(u == 0))
+			   (seq = budget_take(u == 0)) != 0)
 		{
 			Job		   *job = dlist_container(Job, node, dlist_pop_head_node(&held[u]));
 
 			n_held--;
-			send(job);
+			send(job, seq);
 		}
 	}
 }
@@ -343,6 +348,16 @@ judge(Job *job, ApiResponse *r)
 	cls = api_classify(r);
 
 	/* What the answer says about the whole API. */
+	if (r->http_status != 0)
+	{
+		double		remaining;
+		double		reset_s;
+
+		if (api_rate_limit_window(r, &remaining, &reset_s))
+			budget_server_window(Max(remaining - n_in_flight, 0), reset_s);
+		if (cls != RESP_RATE_LIMITED)
+			budget_accepted();
+	}
 	if (cls == RESP_RATE_LIMITED || cls == RESP_UNAVAILABLE)
 	{
 		const char *source;
@@ -351,8 +366,10 @@ judge(Job *job, ApiResponse *r)
 		/* a 503 pauses everything only when it says for how long */
 		if (cls == RESP_RATE_LIMITED || wait_s >= 0)
 			api_pause_rate_limited(wait_s, source);
+		if (wait_s > 0)
+			budget_server_pause(Min(wait_s, 3600) * 1000);
 		if (cls == RESP_RATE_LIMITED)
-			budget_rate_limited();
+			budget_rate_limited(job->budget_seq);
 	}
 	else if (cls == RESP_AUTH)
 		api_pause_auth_failed(api_describe_failure(r, api_call_nouns[job->call]));

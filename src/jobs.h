@@ -17,6 +17,14 @@
 
 typedef struct Job Job;
 
+/*
+ * Items asked for per page of every list (the l parameter).  The spec's
+ * limitParameter says "maximum: 100" and, in its description, "1 < limit <
+ * 100": 99 is within both readings, so a server strict about either one
+ * accepts it.
+ */
+#define API_LIST_LIMIT 99
+
 /* What the engine does with a job once its answer is judged. */
 typedef enum JobNext
 {
@@ -100,6 +108,7 @@ struct Job
 	int64		row_id;
 	bool		is_retry;		/* counted as a retry in the statistics */
 	void	   *data;			/* the kind's own state, in cxt */
+	int64		budget_seq;		/* the budget's number of the request sent */
 
 	/* the verdict, set by judge or not_sent */
 	JobNext		next;

@@ -307,6 +307,14 @@ poll_schedule_round_saw(const pg_uuid_t *scan_id, int64 *id)
 	return true;
 }
 
+/* The one rule: a scan the current round covers and has not shown. */
+static bool
+missed_by_round(const PollEntry *e)
+{
+	return e->heap == round_heap && e->round_covered == round_number &&
+		e->round_seen != round_number;
+}
+
 int
 poll_schedule_round_end(TimestampTz now)
 {
@@ -317,8 +325,7 @@ poll_schedule_round_end(TimestampTz now)
 	hash_seq_init(&status, entries);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (e->heap != round_heap || e->round_covered != round_number ||
-			e->round_seen == round_number)
+		if (!missed_by_round(e))
 			continue;
 		e->single = true;
 		e->due = now;
@@ -326,6 +333,20 @@ poll_schedule_round_end(TimestampTz now)
 		missed++;
 	}
 	return missed;
+}
+
+int
+poll_schedule_round_unseen(void)
+{
+	HASH_SEQ_STATUS status;
+	PollEntry  *e;
+	int			unseen = 0;
+
+	hash_seq_init(&status, entries);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (missed_by_round(e))
+			unseen++;
+	return unseen;
 }
 
 /* When the refresh asked for can be sent: now, or one gap after the last. */

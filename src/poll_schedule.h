@@ -60,6 +60,9 @@ extern void poll_schedule_round_begin(void);
 extern bool poll_schedule_round_saw(const pg_uuid_t *scan_id, int64 *id);
 extern int	poll_schedule_round_end(TimestampTz now);
 
+/* Scans the current round is meant to show and has not shown yet. */
+extern int	poll_schedule_round_unseen(void);
+
 typedef enum PollOutcome
 {
 	POLL_OK,					/* next refresh after poll_interval */

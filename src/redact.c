@@ -96,6 +96,9 @@ invicti_redact_response(ApiResponse *r)
 	redact_string(&r->location);
 	redact_string(&r->retry_after);
 	redact_string(&r->content_type);
+	redact_string(&r->ratelimit_remaining);
+	redact_string(&r->ratelimit_reset);
+	redact_string(&r->ratelimit);
 	redact_string(&r->error);
 }
 

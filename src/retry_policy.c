@@ -60,7 +60,7 @@ api_pause_rate_limited(int64 secs, const char *source)
 	if (api_paused_until() == 0 || rate_limit_streak == 0)
 		rate_limit_streak++;
 	if (secs >= 0)
-		ms = Max(Min(secs, MAX_RETRY_AFTER_S), 1) * 1000;
+		ms = Min(secs, MAX_RETRY_AFTER_S) * 1000;
 	else
 		ms = retry_policy_delay_ms(rate_limit_streak);
 	pause_for(ms);

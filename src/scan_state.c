@@ -118,17 +118,20 @@ scan_status_is_terminal(const char *status)
 }
 
 /*
- * The spec's ScanInfo statuses that are not terminal, and "resuming" (a
- * paused scan on its way back; not in the spec's enum, seen on servers).
+ * The spec's q filter of GET /scans lists exactly seven scan_status values:
+ * aborting, completed, failed, processing, queued, scheduled, starting.  A
+ * strict server refuses any other (the ScanInfo statuses pausing, paused
+ * and aborted, and resuming, are not among them): a scan in one of those is
+ * on neither list, and is refreshed by a request of its own.
  */
-const char *const scan_statuses_running =
-"scheduled,queued,starting,processing,aborting,pausing,paused,resuming";
+const char *const scan_filter_running = "scheduled,queued,starting,processing,aborting";
+const char *const scan_filter_ended = "completed,failed";
 
 bool
-scan_status_is_running(const char *status)
+scan_status_in(const char *list, const char *status)
 {
 	size_t		n = strlen(status);
-	const char *p = scan_statuses_running;
+	const char *p = list;
 
 	while (*p)
 	{

@@ -59,11 +59,13 @@ extern AbortAction worker_state_abort_action(WorkerState state);
 extern bool scan_status_is_terminal(const char *status);
 
 /*
- * The statuses of a scan still running, as the scan_status filter of
- * GET /scans takes them (comma-separated), and whether a status is one.
+ * The values the spec's scan_status filter of GET /scans takes, as the
+ * filter takes them (comma-separated): those of a scan still running, and
+ * those of one that ended; and whether a status is in such a list.
  */
-extern const char *const scan_statuses_running;
-extern bool scan_status_is_running(const char *status);
+extern const char *const scan_filter_running;
+extern const char *const scan_filter_ended;
+extern bool scan_status_in(const char *list, const char *status);
 
 /*
  * The row's state after a poll answered `status` (NULL: the session has not

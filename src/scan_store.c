@@ -198,7 +198,8 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 	 * last_error is to change, or the scan ended: $9 is the next
 	 * worker_state), and then only unindexed columns unless the scan ended.
 	 * $2 is NULL while the session has not started (the status stays); $10 is
-	 * what was wrong with the answer (its counts), or NULL.  An ended scan
+	 * what was wrong with the answer (its counts), or NULL: then the stored
+	 * counts are cleared, never left from an earlier answer.  An ended scan
 	 * goes to 'import' to fetch its end date and ($11) its findings, or to
 	 * 'done' when there is nothing to fetch; next_attempt_at changes only
 	 * then (it is indexed: writing it on every poll would make every poll a
@@ -210,7 +211,7 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"upd AS (UPDATE @T SET status = coalesce($2, status), "
 		"    progress = coalesce($3, progress), "
 		"    scan_session_id = coalesce($4, scan_session_id), "
-		"    severity_counts = coalesce($5, severity_counts), "
+		"    severity_counts = CASE WHEN $10 IS NULL THEN coalesce($5, severity_counts) END, "
 		"    start_date = coalesce($6, start_date), "
 		"    end_date = coalesce($7, end_date), "
 		"    last_response = $8, last_error = $10, updated_at = pg_catalog.now(), "
@@ -248,7 +249,7 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"upd AS (UPDATE @T t SET status = coalesce(u.status, t.status), "
 		"    progress = coalesce(u.progress, t.progress), "
 		"    scan_session_id = coalesce(u.session, t.scan_session_id), "
-		"    severity_counts = coalesce(u.counts, t.severity_counts), "
+		"    severity_counts = CASE WHEN u.problem IS NULL THEN coalesce(u.counts, t.severity_counts) END, "
 		"    start_date = coalesce(u.start_date, t.start_date), "
 		"    end_date = coalesce(u.end_date, t.end_date), "
 		"    last_response = u.response, last_error = u.problem, updated_at = pg_catalog.now(), "

@@ -55,7 +55,8 @@ bool		invicti_import_vulnerabilities = true;
 bool		invicti_notify = false;
 int			invicti_history_days = 0;
 int			invicti_poll_method = POLL_METHOD_AUTO;
-int			invicti_max_requests_per_minute = 120;
+int			invicti_max_requests_per_minute = 0;
+bool		invicti_adaptive_rate_limit = true;
 int			invicti_sync_interval_s = 3600;
 int			invicti_max_report_kb = 51200;
 int			invicti_report_timeout_s = 3600;
@@ -411,12 +412,23 @@ invicti_define_settings(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("invicti_scan.max_requests_per_minute",
-							"Most API requests the worker sends in a minute; 0 sets no limit.",
-							"Launches and aborts are served before polls and imports; a 429 lowers the "
-							"rate for a while.",
-							&invicti_max_requests_per_minute, 120, 0, 60000,
+							"Sets a ceiling on the API requests the worker sends in a minute; 0 sets none.",
+							"Without a ceiling the worker sends as fast as the server accepts "
+							"(adaptive_rate_limit); launches and aborts are served before polls and "
+							"imports.",
+							&invicti_max_requests_per_minute, 0, 0, 60000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("invicti_scan.adaptive_rate_limit",
+							 "Slows the worker's requests down when the API answers 429, and speeds them "
+							 "up again when it stops.",
+							 "The rate is cut once per window on a 429 and grows back within seconds "
+							 "(AIMD); a minute without a 429 lifts it.  Retry-After and rate-limit "
+							 "headers are obeyed either way.",
+							 &invicti_adaptive_rate_limit, true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("invicti_scan.sync_interval",
 							"Time between two syncs of the targets, scanning profiles and report "

@@ -25,6 +25,7 @@ extern bool invicti_notify;
 extern int	invicti_history_days;
 extern int	invicti_poll_method;
 extern int	invicti_max_requests_per_minute;
+extern bool invicti_adaptive_rate_limit;
 extern int	invicti_sync_interval_s;
 extern int	invicti_max_report_kb;
 extern int	invicti_report_timeout_s;

@@ -178,7 +178,7 @@ void
 invicti_stats_set_activity(int in_flight, TimestampTz paused_until,
 						   const char *poll_method, int budget_per_minute,
 						   double budget_effective, int requests_last_minute,
-						   int64 budget_waits)
+						   int64 budget_waits, int64 rate_cuts)
 {
 	if (shared == NULL)
 		return;
@@ -190,6 +190,7 @@ invicti_stats_set_activity(int in_flight, TimestampTz paused_until,
 	shared->stats.budget_effective = budget_effective;
 	shared->stats.requests_last_minute = requests_last_minute;
 	shared->stats.budget_waits = budget_waits;
+	shared->stats.rate_cuts = rate_cuts;
 	SpinLockRelease(&shared->mutex);
 }
 

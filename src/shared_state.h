@@ -24,9 +24,10 @@ typedef struct InvictiStats
 	uint64		requests[NUM_CALL_KINDS][NUM_OUTCOMES];
 	char		poll_method[256];	/* "list", "scan", "scan (fallback: ...)" */
 	int			budget_per_minute;	/* configured; 0: no limit */
-	double		budget_effective;	/* after 429s */
+	double		budget_effective;	/* requests a minute now; -1: no limit */
 	int			requests_last_minute;
 	int64		budget_waits;	/* requests held for the budget */
+	int64		rate_cuts;		/* the rate cut after a 429 */
 	uint64		refresh_requests;	/* invicti_refresh_scan() calls queued */
 } InvictiStats;
 
@@ -71,7 +72,7 @@ extern void invicti_stats_count(ApiCallKind kind, ApiOutcome outcome,
 extern void invicti_stats_set_activity(int in_flight, TimestampTz paused_until,
 									   const char *poll_method, int budget_per_minute,
 									   double budget_effective, int requests_last_minute,
-									   int64 budget_waits);
+									   int64 budget_waits, int64 rate_cuts);
 
 /*
  * Backends: ask the worker to refresh the scan of row `id` now (idempotent

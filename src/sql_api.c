@@ -60,7 +60,7 @@ PG_FUNCTION_INFO_V1(invicti_refresh_scan);
 PG_FUNCTION_INFO_V1(invicti_refresh_scan_by_scan_id);
 
 /* Columns of invicti_scan_worker_stats() the library can fill. */
-#define STATS_COLUMNS 17
+#define STATS_COLUMNS 18
 PG_FUNCTION_INFO_V1(invicti_scan_check_setup);
 PG_FUNCTION_INFO_V1(invicti_scan_state_moves);
 
@@ -526,10 +526,12 @@ invicti_scan_worker_stats(PG_FUNCTION_ARGS)
 	values[12] = Int32GetDatum(st.budget_per_minute);
 	nulls[12] = st.budget_per_minute <= 0;
 	values[13] = Float8GetDatum(st.budget_effective);
-	nulls[13] = st.budget_per_minute <= 0 || st.worker_pid == 0;
+	nulls[13] = st.budget_effective < 0 || st.worker_pid == 0;
 	values[14] = Int32GetDatum(st.requests_last_minute);
 	values[15] = Int64GetDatum(st.budget_waits);
 	values[16] = Int64GetDatum((int64) st.refresh_requests);
+	/* since 1.6 */
+	values[17] = Int64GetDatum(st.rate_cuts);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -432,10 +432,11 @@ publish_activity(void)
 	double		effective;
 	int			last_minute;
 	int64		waits;
+	int64		cuts;
 
-	budget_stats(&configured, &effective, &last_minute, &waits);
+	budget_stats(&configured, &effective, &last_minute, &waits, &cuts);
 	invicti_stats_set_activity(jobs_in_flight(), api_paused_until(), job_list_method(),
-							   configured, effective, last_minute, waits);
+							   configured, effective, last_minute, waits, cuts);
 }
 
 /*

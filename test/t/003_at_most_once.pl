@@ -72,7 +72,7 @@ for my $case (
 	is(scalar(grep { $_->{method} eq 'POST' } @log), $posts,
 		"$name: $posts POST" . ($posts > 1 ? 's (the first provably created nothing)' : ''));
 	ok((grep { $_->{method} eq 'GET' && $_->{path} eq '/api/v1/scans'
-			  && $_->{query} =~ /(^|&)q=target:\Q$target\E/ } @log),
+			  && $_->{query} =~ /(^|&)q=target_id:\Q$target\E/ } @log),
 		"$name: the outcome was reconciled with the scan list");
 }
 

@@ -153,7 +153,7 @@ my @posts = grep { $_->{method} eq 'POST' } @after;
 is(scalar(@posts), 1, 'promoted: exactly one POST after promotion');
 is($posts[0]{target_id}, $pending_target, 'promoted: that POST is the queued launch');
 ok((grep { $_->{method} eq 'GET' && $_->{path} eq '/api/v1/scans'
-		  && $_->{query} =~ /(^|&)q=target:\Q$inflight_target\E/ } @after),
+		  && $_->{query} =~ /(^|&)q=target_id:\Q$inflight_target\E/ } @after),
 	'promoted: the in-flight launch was reconciled with the scan list');
 
 # Every scan on the server belongs to exactly one row, and every row with a

@@ -18,7 +18,10 @@ my $sim = start_simulator(
 		{ target_id => $target{deleted}, outcome => 'stuck_unknown' },
 		{ target_id => $target{done}, outcome => 'completed' },
 	]);
-my $node = new_node('outside', sim => $sim);
+# scan by scan, so that each GET names the scan it refreshes (by list, the
+# ended scans' pages would refresh it too: 019 tests that way)
+my $node = new_node('outside', sim => $sim,
+	settings => { 'invicti_scan.poll_method' => 'scan' });
 
 sub sql { return $node->safe_psql('postgres', $_[0]) }
 

@@ -219,19 +219,20 @@ is(sql("SELECT count(*) FROM invicti_scans s WHERE s::text LIKE '%[redacted]%'")
 unlike(sql('SELECT s::text FROM invicti_scan_stats s'), qr/\Q$token\E/, 'nor in the statistics');
 
 # severity counts that mean nothing
-$sim->faults({ match => { method => 'GET', path => '^/api/v1/scans/[^/]+$' },
+$sim->faults({ match => { method => 'GET', path => '^/api/v1/scans(/[^/]+)?$' },
 	fault => 'mutate', mutation => 'bad_counts', counts => { critical => 2, high => -2 } });
 my $bad = launch($node, $done);
 wait_for($node, "SELECT status = 'completed' FROM invicti_scans WHERE id = $bad",
 	'negative counts: the scan completes');
 like(row($bad)->{last_error}, qr/severity_counts.high is not a whole number/,
 	'and last_error says what was wrong with the counts');
-is(row($bad)->{severity_counts}, undef, 'the counts were not stored');
+is(row($bad)->{severity_counts}, undef,
+	'the counts were not stored, and those of the launch answer were cleared');
 like(encode_json(row($bad)->{last_response}), qr/"high":-2/, 'the raw answer is kept');
 my ($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT invicti_scan_passed($bad)");
 is($stdout, 'f', 'the gate fails closed on a scan whose counts could not be read');
 like($stderr, qr/does not pass: its severity counts cannot be read/, 'and says why');
-$sim->faults({ match => { method => 'GET', path => '^/api/v1/scans/[^/]+$' },
+$sim->faults({ match => { method => 'GET', path => '^/api/v1/scans(/[^/]+)?$' },
 	fault => 'mutate', mutation => 'bad_counts', counts => { critical => 'lots' } });
 $bad = launch($node, $done);
 wait_for($node, "SELECT status = 'completed' FROM invicti_scans WHERE id = $bad",

@@ -1,9 +1,14 @@
-# Polling by list (issue 13): running scans are refreshed a hundred at a
-# time with GET /scans?q=scan_status:..., every one within poll_interval,
-# with no scan's end lost when scans move between pages; the worker falls
-# back to scan-by-scan polling, visibly, when the server ignores the filter
-# or leaves the sessions out of its list; a failing list is retried, not
-# abandoned; and invicti_refresh_scan() fetches one scan at once.
+# Polling by list (issues 13 and 21): running scans are refreshed 99 at a
+# time with GET /scans?q=scan_status:<the spec's running values>, every one
+# within poll_interval, and scans that ended are read from the list of
+# ended scans, so entering and leaving the running set costs no request of
+# its own; no scan's end is lost when scans move between pages; a scan in a
+# status the filter cannot name (paused) is fetched on its own; the worker
+# falls back to scan-by-scan polling, visibly, when the server ignores the
+# filter or leaves the sessions out of its list, and poll_method = list
+# still refreshes every scan on a server that refuses the list; a failing
+# list is retried, not abandoned; and invicti_refresh_scan() fetches one
+# scan at once.
 use strict;
 use warnings;
 use JSON::PP;
@@ -16,7 +21,7 @@ my $n = 250;    # three pages
 my @running = map { target_uuid("list-run-$_") } 1 .. $n;
 my @ending = map { target_uuid("list-end-$_") } 1 .. 40;
 my $sim = start_simulator(
-	targets => [ map { { target_id => $_, outcome => 'paused' } } @running, @ending ]);
+	targets => [ map { { target_id => $_, outcome => 'running' } } @running, @ending ]);
 my $node = new_node('list', sim => $sim,
 	settings => { 'invicti_scan.poll_interval' => "'2s'",
 				  'invicti_scan.max_concurrent_requests' => 32 });
@@ -26,8 +31,8 @@ sub stats { decode_json(sql('SELECT row_to_json(s) FROM invicti_scan_stats s')) 
 my @ids = launch_many($node, @running, @ending);
 my %id_of;
 @id_of{ @running, @ending } = @ids;
-wait_for($node, "SELECT count(*) = " . scalar(@ids) . " FROM invicti_scans WHERE status = 'paused'",
-	'every scan is running (paused)', 120);
+wait_for($node, "SELECT count(*) = " . scalar(@ids) . " FROM invicti_scans WHERE status = 'processing' AND progress = 49",
+	'every scan is running (processing, at 49.5 %)', 120);
 is(stats()->{poll_method}, 'list', 'the worker polls by list (poll_method auto)');
 
 # --- steady state: pages, not requests per scan --------------------------------------
@@ -37,9 +42,9 @@ sleep 10;
 my @log = $sim->log_entries($seq);
 my @pages = grep { $_->{method} eq 'GET' && $_->{path} eq '/api/v1/scans' } @log;
 my @gets = grep { $_->{method} eq 'GET' && $_->{path} =~ m{^/api/v1/scans/[^/]+$} } @log;
-like($pages[0]{query} // '', qr/(^|&)q=scan_status:scheduled,queued,starting,processing,aborting,pausing,paused,resuming(&|$)/,
-	'the list asks for running scans only (the spec\'s scan_status filter)');
-like($pages[0]{query} // '', qr/(^|&)l=100(&|$)/, '100 to a page');
+like($pages[0]{query} // '', qr/(^|&)q=scan_status:scheduled,queued,starting,processing,aborting(&|$)/,
+	'the list asks for running scans only, in the values the spec\'s scan_status filter lists');
+like($pages[0]{query} // '', qr/(^|&)l=99(&|$)/, '99 to a page (the spec: 1 < limit < 100)');
 is(scalar(@gets), 0, 'no scan is fetched on its own while the list shows it');
 # 290 scans: 3 pages a round, a round every 2 s
 my $per_scan = scalar(@pages) / (scalar(@ids) * 10 / 2);
@@ -72,8 +77,10 @@ wait_for($node, "SELECT count(*) = 40 FROM invicti_scans WHERE status = 'complet
 @log = $sim->log_entries($seq);
 my %fetched = map { $_->{path} =~ m{^/api/v1/scans/([^/]+)$} ? ($1 => 1) : () }
   grep { $_->{method} eq 'GET' } @log;
-is(scalar(grep { $fetched{ $scan_of{$_} } } @ending), 40,
-	'each ended scan, no longer listed, was fetched on its own');
+is(scalar(grep { $fetched{ $scan_of{$_} } } @ending), 0,
+	'no ended scan was fetched on its own: the list of ended scans showed each');
+ok((grep { $_->{path} eq '/api/v1/scans' && ($_->{query} // '') =~ /(^|&)q=scan_status:completed,failed(&|$)/ } @log),
+	'that list asks for completed and failed scans, the filter\'s ended values');
 # a running scan the shifted pages skipped is fetched on its own, and stays running
 $sim->control('POST', "/_sim/scans/$scan_of{$_}/force", { status => 'processing', progress => 43 })
   for @running;
@@ -81,6 +88,32 @@ wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE progress = 43 AND
 	'with pages shifting, every running scan still gets each change', 30);
 is(sql("SELECT count(*) FROM invicti_scans WHERE last_error IS NOT NULL"), '0', 'and no row has an error');
 $sim->config(list_churn => 0);
+
+# --- a paused scan: the filter cannot name it, so it is fetched on its own ---------------
+my $paused_t = $running[-1];
+$sim->control('POST', "/_sim/scans/$scan_of{$paused_t}/force", { status => 'paused', progress => 50 });
+wait_for($node, "SELECT status = 'paused' FROM invicti_scans WHERE id = $id_of{$paused_t}",
+	'a scan that is paused is recorded paused');
+$seq = $sim->next_seq;
+sleep 5;
+@log = $sim->log_entries($seq);
+cmp_ok(scalar(grep { $_->{path} eq "/api/v1/scans/$scan_of{$paused_t}" } @log), '>=', 2,
+	'and, listed by no filter value, fetched on its own every poll_interval');
+$sim->control('POST', "/_sim/scans/$scan_of{$paused_t}/force", { status => 'processing', progress => 44 });
+wait_for($node, "SELECT status = 'processing' FROM invicti_scans WHERE id = $id_of{$paused_t}",
+	'and back on the list once it runs again');
+
+# --- entering and leaving the running set: no request of its own ---------------------
+my @short = map { target_uuid("list-short-$_") } 1 .. 30;
+$sim->targets(map { { target_id => $_, outcome => 'completed', duration_scale => 20 } } @short);
+$seq = $sim->next_seq;
+my @short_ids = launch_many($node, @short);
+wait_for($node, "SELECT count(*) = 30 FROM invicti_scans WHERE worker_state = 'done' AND status = 'completed'
+	AND id IN (" . join(',', @short_ids) . ")", '30 short scans launched, run and ended', 120);
+@log = $sim->log_entries($seq);
+my %short_scan = map { $_ => 1 } split /\n/, sql("SELECT scan_id FROM invicti_scans WHERE id IN (" . join(',', @short_ids) . ")");
+is(scalar(grep { $_->{method} eq 'GET' && $_->{path} =~ m{^/api/v1/scans/([^/]+)$} && $short_scan{$1} } @log), 0,
+	'none of them was fetched on its own: the 201, the running list and the ended list said it all');
 
 # --- a failing list is retried, never abandoned ----------------------------------------
 $sim->faults({ match => { method => 'GET', path => '^/api/v1/scans$' }, fault => 'status', status => 500, count => 3 });
@@ -174,13 +207,19 @@ wait_until(sub { stats()->{poll_method} eq 'list' }, 'and back to the list after
 $sim->faults({ match => { method => 'GET', path => '^/api/v1/scans$' }, fault => 'status', status => 400 });
 wait_until(sub { stats()->{poll_method} =~ /^scan \(fallback: the server refused the filtered scan list \(HTTP 400\)\)$/ },
 	'a 400 for the filtered list: scan by scan', 30);
+
+# --- poll_method = list, on a server that refuses the list: still every row refreshed ----
+$node->append_conf('postgresql.conf', "invicti_scan.poll_method = 'list'");
+$node->reload;
+wait_until(sub { stats()->{poll_method} eq 'list' }, 'poll_method = list: listing', 30);
+$sim->control('POST', "/_sim/scans/$scan_of{$_}/force", { status => 'processing', progress => 47 })
+  for @running;
+wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE progress = 47",
+	'the list refused: each scan is fetched on its own, and every row is refreshed', 60);
 $sim->faults();
 
 # --- poll_method = list keeps listing, even past a server that ignores the filter ---------
 $sim->config(scan_filter => 'ignore');
-$node->append_conf('postgresql.conf', "invicti_scan.poll_method = 'list'");
-$node->reload;
-wait_until(sub { stats()->{poll_method} eq 'list' }, 'poll_method = list: listing', 30);
 $sim->control('POST', "/_sim/scans/$scan_of{$_}/force", { status => 'processing', progress => 46 })
   for @running;
 wait_for($node, "SELECT count(*) = $n FROM invicti_scans WHERE progress = 46",

@@ -165,6 +165,8 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
         self._config = None
 
     def configure(self, config):
+        self.sim.rate_limit.configure(config.rate_limit, config.rate_limit_algorithm,
+                                      config.rate_limit_headers)
         self._token = config.token.encode() if config.token is not None else None
         self._forbidden = (config.forbidden_token.encode()
                            if config.forbidden_token is not None else None)
@@ -194,9 +196,37 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
         route = None
         if auth != "ok":
             route, _ = self.router.match(req.path)
+        limit_headers = ()
+        if auth == "ok" and self._config.rate_limit:
+            admitted, limit_headers = self.sim.rate_limit.admit(time.time())
+            if not admitted:
+                route, _ = self.router.match(req.path)
+                resp = error_response(429, [f"Rate limit of {self._config.rate_limit} requests a "
+                                            "minute exceeded"], "Too many requests",
+                                      headers=limit_headers)
+                resp.off_spec = "429 from the invented rate limit (the spec names no 429)"
+                resp.auth = auth
+                resp.template = route.template if route else None
+                req.processed = resp
+                return resp
+        if auth == "ok" and req.method in ("POST", "PUT", "PATCH"):
+            # the spec consumes application/json, for every operation: a body-less
+            # POST (abort, resume, trigger) must say so too
+            ctype = (req.headers.get(b"content-type") or b"").split(b";")[0].strip().lower()
+            if ctype != b"application/json":
+                route, _ = self.router.match(req.path)
+                resp = error_response(415, [f"Content-Type must be application/json, got "
+                                            f"{ctype.decode('latin-1') or 'none'}"],
+                                      "Unsupported media type")
+                resp.auth = auth
+                resp.template = route.template if route else None
+                req.processed = resp
+                return resp
         if auth == "ok" or (route is not None and route.template == self.download_template
                             and self._config.download_auth == "none"):
             template, resp = self.router.dispatch(req)
+            if limit_headers:
+                resp.headers = tuple(resp.headers) + tuple(limit_headers)
         else:
             template = route.template if route else None
             if auth == "forbidden":
@@ -229,6 +259,13 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
         text = iso(ts)
         return text[:-6] if self._config.dates == "naive" else text
 
+    def _plain_date(self, ts):
+        """A field the spec types as "date" (config.py "date_fields"): the day
+        only, in UTC; or a date-time as for any other date."""
+        if self._config.date_fields == "date-time":
+            return self._date(ts)
+        return iso(ts)[:10]
+
     def _scan(self, scan_id):
         scan = self.sim.scans.get(scan_id.lower())
         if scan is None or scan.deleted:
@@ -249,7 +286,7 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
                    "acusensor": False}
         if st.start_u is not None:
             session["scan_session_id"] = scan.session_id
-            session["start_date"] = self._date(clock.wall(st.start_u))
+            session["start_date"] = self._plain_date(clock.wall(st.start_u))
         if end_date and st.end_u is not None:
             session["end_date"] = self._date(clock.wall(st.end_u))
         return session
@@ -276,7 +313,7 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
         if scan.options.get("report_template_id"):
             item["report_template_id"] = scan.options["report_template_id"]
         if not scan.disabled:
-            item["next_run"] = self._date(self.sim.clock.wall(scan.launch_u))
+            item["next_run"] = self._plain_date(self.sim.clock.wall(scan.launch_u))
         if st.start_u is not None:
             item["start_date"] = self._date(self.sim.clock.wall(st.start_u))
         return item
@@ -335,7 +372,7 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
         st = scan.state(now)
         config = self._config
         key = (st, config.shape, config.session_end_date, config.session_before_start,
-               config.dates)
+               config.dates, config.date_fields)
         if scan.cache_key != key:
             if config.shape == "single":
                 body = self._scan_item(scan, st)
@@ -353,7 +390,8 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
     def list_scans(self, req):
         args = req.query_args()
         q = args.get("q", "")
-        filters = parse_scan_filter(q)
+        filters = parse_scan_filter(q, self._config.target_filter_key,
+                                    self._config.scan_status_values)
         if self._config.scan_filter == "ignore":
             filters = {}
         now = self.sim.clock.now()
@@ -441,7 +479,7 @@ class ApiApp(FaultInjection, TargetRoutes, ProfileRoutes, ReportRoutes):
         st = scan.state(self.sim.clock.now())
         if st.start_u is None or session_id.lower() != scan.session_id:
             raise ApiError(404, [f"Scan session {session_id} not found"])
-        seen = self._date(self.sim.clock.wall(st.start_u))
+        seen = self._plain_date(self.sim.clock.wall(st.start_u))   # Vulnerability: date
         counts = scan.counts(st.progress)
         catalogue = scan.vuln_catalogue()
         return [dict(item, first_seen=seen, last_seen=seen)

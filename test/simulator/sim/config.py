@@ -5,8 +5,9 @@ The default of every setting is what the vendor's Swagger file ("Acunetix
 Scanner API", test/contract/acunetix-api.yaml) says.  The other values are
 other real shapes (the seed document's, older servers'), each named for its
 source in VARIANTS.  Some are invented, from no vendor source, to stress
-clients: list_session "omit", list_churn above 0, report_size above 0 and
-report_outcome "failed" or "stuck"; their defaults are the spec's behaviour
+clients: list_session "omit", list_churn above 0, report_size above 0,
+report_outcome "failed" or "stuck", and a rate_limit above 0 (with its
+algorithm and headers); their defaults are the spec's behaviour
 (for report_outcome, the vendor clients' "completed": the spec names no
 report statuses).
 
@@ -78,6 +79,26 @@ VARIANTS = {
     # (invented, hostile: the same paths on another host, which a client
     # must never send its token to)
     "download_links": ("path", ("foreign",)),
+    # fields the spec types as plain "date" (current_session.start_date,
+    # next_run): the day only ("spec"), or date-times like every other date
+    # ("date-time", as the seed document's example has them)
+    "date_fields": ("spec", ("date-time",)),
+    # the q key for one target: the spec's q description says "target", its
+    # example request "target_id"; a server takes one of them or both
+    "target_filter_key": ("target_id", ("target", "both")),
+    # scan_status values in q: the seven the spec's q description lists
+    # ("spec"), or any status ("any": a server more lenient than the spec)
+    "scan_status_values": ("spec", ("any",)),
+    # l: at most 99, as the spec's "1 < limit < 100" says, or 100, its
+    # schema's maximum
+    "limit_max": (99, (100,)),
+    # a rate limit on the token (invented: the spec names no limit, no 429
+    # and no rate-limit header; ratelimit.py): N > 0 requests a minute,
+    # spent from a token bucket or per clock minute, with or without
+    # rate-limit headers; 0, no limit, is the spec's behaviour
+    "rate_limit": (0, Count()),
+    "rate_limit_algorithm": ("token_bucket", ("fixed_window",)),
+    "rate_limit_headers": ("none", ("x-ratelimit", "ratelimit", "ratelimit-structured")),
 }
 
 

@@ -213,7 +213,8 @@ class ControlApp:
         for (method, template, status), n in sorted(
                 self.sim.stats.items(), key=lambda kv: (kv[0][1] or "", kv[0][0], kv[0][2])):
             counts[f"{method} {template or '(unmatched)'} {status}"] = n
-        return json_response({"total": self.sim.total_requests, "counts": counts})
+        return json_response({"total": self.sim.total_requests, "counts": counts,
+                              "rate_limit": self.sim.rate_limit.public()})
 
     def get_config(self, req):
         sim = self.sim

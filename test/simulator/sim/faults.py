@@ -298,11 +298,12 @@ class FaultInjection:
                 else:
                     pagination["next_cursor"] = nxt
         elif mutation == "bad_counts":
-            session = body.get("current_session")
-            if session is None and isinstance(body.get("scans"), list) and body["scans"]:
-                session = body["scans"][0].get("current_session")
-            if isinstance(session, dict):
-                session["severity_counts"] = prm["counts"]
+            # a single scan, or every scan of a list page
+            items = body["scans"] if isinstance(body.get("scans"), list) else [body]
+            for item in items:
+                session = item.get("current_session") if isinstance(item, dict) else None
+                if isinstance(session, dict):
+                    session["severity_counts"] = prm["counts"]
         resp.body = encode_json(body)
         return resp
 

@@ -42,7 +42,7 @@ PROFILE_NAMES = dict(SCANNING_PROFILES)
 # The spec's Target.type enum (its default first).
 TARGET_TYPES = ("default", "demo", "network")
 
-OUTCOMES = ("completed", "failed", "aborted", "paused", "unknown", "stuck_unknown")
+OUTCOMES = ("completed", "failed", "aborted", "paused", "running", "unknown", "stuck_unknown")
 TERMINAL = frozenset(("completed", "failed", "aborted"))
 PRE_SESSION = frozenset(("scheduled", "queued"))
 # A status no Invicti product uses (invented, not in the spec): it tests
@@ -304,6 +304,9 @@ class Scan:
             plan += [(at(8), "aborting", progress(8), 0.0), (at(9), "aborted", progress(8), 0.0)]
         elif outcome == "paused":
             plan += [(at(6), "pausing", progress(6), 0.0), (at(7), "paused", progress(6), 0.0)]
+        elif outcome == "running":
+            # a long scan: processing for ever, its progress stopping at 49.5
+            plan.append((at(7), "processing", progress(7), 0.0))
         elif outcome == "unknown":
             plan += [(at(12), UNKNOWN_STATUS, 99.0, 0.0), (at(15), "completed", 100.0, 0.0)]
         else:   # stuck_unknown

@@ -25,16 +25,19 @@ import hashlib
 from .httpserver import ApiError
 
 
-def parse_limit(args):
+def parse_limit(args, limit_max):
+    """l: the spec's limitParameter (minimum 1, maximum 100, default 100) also
+    says "1 < limit < 100"; its own example is ?c=2&l=1.  So 1 is taken, and
+    by default 100 is not (config.py limit_max: 100 as the schema has it)."""
     raw = args.get("l")
     if raw is None:
-        return 100
+        return min(100, limit_max)
     try:
         limit = int(raw)
     except ValueError:
         limit = 0
-    if not 1 <= limit <= 100:
-        raise ApiError(400, [f"l: must be an integer between 1 and 100, got {raw!r}"])
+    if not 1 <= limit <= limit_max:
+        raise ApiError(400, [f"l: must be an integer between 1 and {limit_max}, got {raw!r}"])
     return limit
 
 
@@ -66,7 +69,7 @@ def _parse_offset(cursor):
 def paginate(config, kind, items, keys, args, filter_sig, sort):
     """One page of `items` (ordered; `keys` ascending ints, for opaque
     cursors) and its pagination object."""
-    limit = parse_limit(args)
+    limit = parse_limit(args, config.limit_max)
     qhash = hashlib.md5(f"{kind}|{filter_sig}|{sort}".encode()).hexdigest()
     cursor = args.get("c") or None
     if config.cursors == "offset":
@@ -97,20 +100,38 @@ def paginate(config, kind, items, keys, args, filter_sig, sort):
 
 SCAN_FILTER_KEYS = ("target", "target_id", "scan_status", "threat",
                     "business_criticality", "profile_id", "group_id")
+# The scan_status values the spec's q description lists: no other (not the
+# ScanInfo statuses aborted, pausing and paused, nor resuming).
+SCAN_STATUS_VALUES = ("aborting", "completed", "failed", "processing", "queued",
+                      "scheduled", "starting")
 
 
-def parse_scan_filter(q):
-    """'key:value;key2:v1,v2' -> {key: set(values)}; 400 on bad syntax or keys."""
+def parse_scan_filter(q, target_key="both", status_values="spec"):
+    """'key:value;key2:v1,v2' -> {key: set(values)}; 400 on bad syntax or keys.
+
+    The spec names the one-target key twice over: "target" in the q
+    description, "target_id" in its example request.  target_key says
+    which this server takes ("target_id", "target" or "both").  With
+    status_values "spec" a scan_status value outside the seven listed is
+    refused; "any" takes every status."""
+    keys = [k for k in SCAN_FILTER_KEYS
+            if not ((k == "target" and target_key == "target_id")
+                    or (k == "target_id" and target_key == "target"))]
     filters = {}
     for clause in filter(None, (c.strip() for c in q.split(";"))):
         key, sep, values = clause.partition(":")
         key = key.strip()
         if not sep or not values:
             raise ApiError(400, [f"q: expected key:value, got {clause!r}"])
-        if key not in SCAN_FILTER_KEYS:
+        if key not in keys:
             raise ApiError(400, [f"q: unsupported filter key {key!r} "
-                                 f"(supported: {', '.join(SCAN_FILTER_KEYS)})"])
+                                 f"(supported: {', '.join(keys)})"])
         vals = {v.strip() for v in values.split(",") if v.strip()}
+        if key == "scan_status" and status_values == "spec":
+            unknown = sorted(vals - set(SCAN_STATUS_VALUES))
+            if unknown:
+                raise ApiError(400, [f"q: scan_status does not take {', '.join(unknown)} "
+                                     f"(it takes {', '.join(SCAN_STATUS_VALUES)})"])
         if key in ("target", "target_id", "profile_id", "group_id"):
             vals = {v.lower() for v in vals}
         if key == "target":

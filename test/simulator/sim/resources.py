@@ -160,7 +160,7 @@ class TargetRoutes:
         if scan is not None:
             st = scan.state(now)
             item.update(last_scan_id=scan.scan_id, last_scan_session_status=st.status,
-                        last_scan_date=self._date(scan.created_at))
+                        last_scan_date=self._plain_date(scan.created_at))    # TargetInfo: date
             if st.start_u is not None:
                 item["last_scan_session_id"] = scan.session_id
         return item

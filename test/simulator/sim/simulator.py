@@ -15,6 +15,7 @@ import time
 from .api import ApiApp
 from .config import Config
 from .control import ControlApp
+from .ratelimit import RateLimit
 from .faults import FaultSet
 from .httpserver import Interner, Listener
 from .model import BUILTIN_TARGET, SimClock, Target
@@ -73,6 +74,7 @@ class Simulator:
         self.stats = {}
         self.total_requests = 0
         self.list_churn_requests = 0    # GET /scans answered under list_churn > 0
+        self.rate_limit = RateLimit()
         self.api.configure(self.config)
 
     def put_target(self, target):
