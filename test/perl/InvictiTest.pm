@@ -24,7 +24,7 @@ use Test::More;
 our @EXPORT = qw(
   start_simulator new_node launch launch_many wait_for scan_rows
   scan_row target_uuid PROFILE_HIGH_RISK TOKEN log_contains count_in_log
-  worker_pid wait_until refresh_times kill_worker
+  worker_pid wait_until refresh_times kill_worker wait_worker_back
 );
 
 use constant PROFILE_HIGH_RISK => '11111111-1111-1111-1111-111111111112';
@@ -274,6 +274,27 @@ sub worker_pid
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker'");
 }
 
+# Wait until a worker other than $pid runs.  After a SIGKILL the postmaster
+# restarts every backend, so a session may be cut mid-query (PostgreSQL 18's
+# poll_query_until then dies of a broken pipe): each try is a new session
+# and a failed try is only a reason to try again.
+sub wait_worker_back
+{
+	my ($node, $pid) = @_;
+	my $deadline = time() + scaled_timeout(180);
+	while (time() < $deadline)
+	{
+		my $back = eval {
+			$node->safe_psql('postgres',
+				"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker' AND pid <> $pid"
+			);
+		};
+		return 1 if defined $back && $back eq 't';
+		sleep 0.2;
+	}
+	die "no worker came back after worker $pid was killed";
+}
+
 # SIGKILL the worker (the node needs restart_after_crash = on) and wait for
 # the postmaster's restart to bring a new one; one test result.
 sub kill_worker
@@ -281,9 +302,7 @@ sub kill_worker
 	my ($node) = @_;
 	my $pid = worker_pid($node);
 	is(kill('KILL', $pid), 1, "worker $pid killed with SIGKILL");
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker' AND pid <> $pid")
-	  or die 'worker did not come back';
+	wait_worker_back($node, $pid);
 }
 
 package InvictiSim;

@@ -122,9 +122,7 @@ wait_for($node,
 	'launches are in flight');
 my $pid = worker_pid($node);
 is(kill('KILL', $pid), 1, "worker $pid killed with SIGKILL");
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker' AND pid <> $pid")
-  or die 'worker did not come back';
+wait_worker_back($node, $pid);
 $sim->faults();
 check_one_scan_per_row('SIGKILL during launches', @ids);
 

@@ -42,10 +42,11 @@ while (time() < $deadline)
 	if ($kills < 3 && time() > $deadline - 240 + 4 * ($kills + 1))
 	{
 		my $pid = worker_pid($node);
-		kill('KILL', $pid) and $kills++ if $pid;
-		$node->poll_query_until('postgres',
-			"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'invicti_scan worker'")
-		  or die 'the worker did not come back';
+		if ($pid)
+		{
+			kill('KILL', $pid) and $kills++;
+			wait_worker_back($node, $pid);
+		}
 	}
 	sleep 0.5;
 }
