@@ -43,11 +43,13 @@ OBJS = \
 	src/target_address.o \
 	src/launch_options.o \
 	src/table_work.o \
+	src/server_origin.o \
 	src/extension_watch.o \
 	src/worker_config.o \
 	src/database_wait.o \
 	src/worker.o \
 	src/sql_api.o \
+	src/sql_failover.o \
 	src/sql_gate.o \
 	src/sql_catalog.o \
 	src/sql_report.o \

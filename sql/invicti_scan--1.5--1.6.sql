@@ -46,3 +46,43 @@ COMMENT ON VIEW invicti_scan_stats IS
 REVOKE ALL ON invicti_scan_stats FROM PUBLIC;
 GRANT SELECT ON invicti_scan_stats TO pg_monitor, invicti_scan_read_all;
 GRANT EXECUTE ON FUNCTION invicti_scan_worker_stats() TO pg_monitor, invicti_scan_read_all;
+
+-- ---------------------------------------------------------------------------
+-- Failover.  The worker remembers which server it last sent from (pg_control's
+-- system identifier and the WAL timeline, both new after a promotion, a
+-- point-in-time recovery or a pg_upgrade).  When it starts on another one,
+-- every queued launch and target request is checked with the API before it
+-- is sent: the former primary may have sent it in commits this server never
+-- received (asynchronous replication).  See README, "Failover and high
+-- availability".
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION invicti_server_identity(
+    OUT system_identifier numeric,
+    OUT timeline integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'invicti_server_identity'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION invicti_server_identity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION invicti_server_identity() TO invicti_scan_read_all;
+COMMENT ON FUNCTION invicti_server_identity() IS
+    'this server''s system identifier and WAL timeline, as the worker compares them with invicti_server_history';
+
+CREATE TABLE invicti_server_history (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    system_identifier numeric NOT NULL,
+    timeline integer NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reconciled_launches integer NOT NULL DEFAULT 0,
+    reconciled_target_requests integer NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE invicti_server_history IS
+    'each server the worker has sent from: a new row when it starts on a promoted standby, a restored or upgraded cluster, with how many queued requests it then checked with Invicti before sending';
+ALTER TABLE invicti_server_history OWNER TO invicti_scan_owner;
+REVOKE ALL ON invicti_server_history FROM PUBLIC;
+GRANT SELECT ON invicti_server_history TO invicti_scan_read_all;
+COMMENT ON SEQUENCE invicti_server_history_id_seq IS 'ids of invicti_server_history';
+-- Not dumped: it describes servers, not data.  The worker writes its first
+-- row when it starts; an empty history (a new install, a restored dump, an
+-- update from 1.5) has every queued launch checked with Invicti first, as
+-- a database restored from a dump may hold launches its source sent later.

@@ -326,6 +326,19 @@ catalog_store_sweep_targets(const int64 *busy, int nbusy, TimestampTz when)
 									2, types, v, NULL);
 }
 
+/* Target requests not yet sent, when another server may have sent them. */
+int
+catalog_store_origin_reconcile_targets(const char *note)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		v[1] = {CStringGetTextDatum(note)};
+
+	return (int) catalog_store_exec("UPDATE @S.invicti_target_requests SET status = 'reconcile', "
+									"  next_attempt_at = pg_catalog.now(), last_error = $1, "
+									"  updated_at = pg_catalog.now() WHERE status = 'pending'",
+									1, types, v, NULL);
+}
+
 static void
 take_claims(TargetClaim *out, int from, bool reconcile)
 {

@@ -82,6 +82,7 @@ typedef struct TargetClaim
  * claim up to `limit` due requests (pending ones are marked 'sending',
  * durably, before they are returned), and say when the next is due.
  */
+extern int	catalog_store_origin_reconcile_targets(const char *note);
 extern int	catalog_store_sweep_targets(const int64 *busy, int nbusy, TimestampTz when);
 extern int	catalog_store_claim_targets(const int64 *busy, int nbusy, int limit,
 										TargetClaim **out);

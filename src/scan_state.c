@@ -35,6 +35,8 @@ static const bool moves[NUM_WORKER_STATES][NUM_WORKER_STATES] = {
 	MOVE(WS_LAUNCH, WS_SENDING),
 	/* invicti_abort_scan() on a launch that was never sent */
 	MOVE(WS_LAUNCH, WS_DONE),
+	/* another server may have sent it (a failover): ask the API first */
+	MOVE(WS_LAUNCH, WS_RECONCILE),
 	/* the launch was acknowledged: poll it, or abort it if asked meanwhile */
 	MOVE(WS_SENDING, WS_POLL),
 	MOVE(WS_SENDING, WS_ABORT),

@@ -47,6 +47,7 @@ typedef enum PlanId
 	P_LOCK_ROWS,
 	P_ROWS_EXIST,
 	P_SWEEP_SENDING,
+	P_ORIGIN_RECONCILE,
 	P_CLAIM_LAUNCHES,
 	P_CLAIM_TABLE_WORK,
 	P_NEXT_DUE,
@@ -140,6 +141,16 @@ static const PlanDef plan_defs[NUM_PLANS] = {
 		"WHERE id IN (SELECT id FROM @T WHERE worker_state = {sending} AND id <> ALL ($1) "
 		"             FOR NO KEY UPDATE SKIP LOCKED)",
 		"sending>reconcile", 2, {INT8ARRAYOID, TIMESTAMPTZOID}
+	},
+
+	/*
+	 * This server may lack the last commits of the one that sent launches
+	 * (server_origin.c): a launch not known to be unsent is checked first.
+	 */
+	[P_ORIGIN_RECONCILE] = {
+		"UPDATE @T SET worker_state = {reconcile}, next_attempt_at = pg_catalog.now(), "
+		"  last_error = $1, updated_at = pg_catalog.now() WHERE worker_state = {launch}",
+		"launch>reconcile", 1, {TEXTOID}
 	},
 	[P_CLAIM_LAUNCHES] = {
 		"UPDATE @T t SET worker_state = {sending}, attempts = t.attempts + 1, "
@@ -678,6 +689,14 @@ scan_store_lock_rows(const int64 *ids, int n, bool *locked, bool *busy)
 				busy[i] = false;
 	}
 	pfree(missing);
+}
+
+int
+scan_store_origin_reconcile(const char *note)
+{
+	Datum		v[1] = {CStringGetTextDatum(note)};
+
+	return (int) run(P_ORIGIN_RECONCILE, v, NULL);
 }
 
 int

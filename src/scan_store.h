@@ -68,6 +68,7 @@ typedef struct TableClaim
 extern void scan_store_lock_rows(const int64 *ids, int n, bool *locked, bool *busy);
 
 /* Rows left in 'sending' by a previous worker (not in `busy`): reconcile them. */
+extern int	scan_store_origin_reconcile(const char *note);
 extern int	scan_store_sweep_sending(const int64 *busy, int nbusy, TimestampTz reconcile_at);
 
 /* Mark up to `limit` due launches 'sending' and return them. */

@@ -23,6 +23,7 @@
 #include "poll_schedule.h"
 #include "report_store.h"
 #include "scan_store.h"
+#include "server_origin.h"
 #include "settings.h"
 #include "table_work.h"
 
@@ -124,6 +125,7 @@ claim(void *arg)
 		poll_schedule_reset();
 		jobs_forget_failures();
 		scan_store_load_polls(add_running_scan);
+		(void) server_origin_check();
 		ereport(LOG,
 				(errmsg("invicti_scan worker: using extension %s %s in database \"%s\"; %d running scans to track",
 						INVICTI_EXTENSION_NAME, INVICTI_SCAN_VERSION,
