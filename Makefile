@@ -44,6 +44,7 @@ OBJS = \
 	src/launch_options.o \
 	src/table_work.o \
 	src/server_origin.o \
+	src/untracked_scans.o \
 	src/extension_watch.o \
 	src/worker_config.o \
 	src/database_wait.o \

@@ -86,3 +86,36 @@ COMMENT ON SEQUENCE invicti_server_history_id_seq IS 'ids of invicti_server_hist
 -- row when it starts; an empty history (a new install, a restored dump, an
 -- update from 1.5) has every queued launch checked with Invicti first, as
 -- a database restored from a dump may hold launches its source sent later.
+
+-- Running scans the API lists that no row tracks: one the former primary
+-- started for a launch this server never received, one started by another
+-- client of the token, one whose row was deleted.  The worker writes what
+-- its list rounds show (when a scan is first seen or its status changes);
+-- the view leaves out every scan a row tracks at the time it is read.  It
+-- is not security_invoker: it must see every row of invicti_scans to say
+-- that none tracks a scan, and only invicti_scan_read_all (who sees every
+-- row anyway) may read it.
+CREATE TABLE invicti_listed_scans (
+    scan_id uuid PRIMARY KEY,
+    target_id uuid,
+    profile_id uuid,
+    status text,
+    first_seen_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    status_seen_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    raw jsonb NOT NULL
+);
+COMMENT ON TABLE invicti_listed_scans IS
+    'running scans a list round of the worker showed that no row of invicti_scans tracked then; read invicti_untracked_scans';
+ALTER TABLE invicti_listed_scans OWNER TO invicti_scan_owner;
+REVOKE ALL ON invicti_listed_scans FROM PUBLIC;
+GRANT SELECT ON invicti_listed_scans TO invicti_scan_read_all;
+
+CREATE VIEW invicti_untracked_scans AS
+    SELECT l.scan_id, l.target_id, l.profile_id, l.status, l.first_seen_at,
+           l.status_seen_at, l.raw
+    FROM invicti_listed_scans l
+    WHERE NOT EXISTS (SELECT FROM invicti_scans s WHERE s.scan_id = l.scan_id);
+COMMENT ON VIEW invicti_untracked_scans IS
+    'scans the API lists as running that no row of invicti_scans tracks (seen by the worker''s list polling), with target, profile, status and when first seen';
+REVOKE ALL ON invicti_untracked_scans FROM PUBLIC;
+GRANT SELECT ON invicti_untracked_scans TO invicti_scan_read_all;

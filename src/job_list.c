@@ -10,8 +10,8 @@
  * the previous one is judged.  Every listed scan the worker tracks is
  * refreshed exactly as its own GET would refresh it: an answer byte for
  * byte the one its row holds needs nothing; any other becomes a verdict of
- * job_poll.c, recorded in a subtransaction of its own.  Scans the worker
- * does not track are ignored.
+ * job_poll.c, recorded in a subtransaction of its own.  A running scan no
+ * row tracks is noted for invicti_untracked_scans (untracked_scans.c).
  *
  * Two phases.  The running phase lists the scans in the filter's running
  * statuses (scheduled, queued, starting, processing, aborting: the spec's
@@ -45,7 +45,8 @@
  * is fetched on its own for it (that would be the very burst rounds exist
  * to avoid).
  *
- * Nothing here writes to the database.
+ * Nothing here writes to the database (untracked_scans.c does, at the end
+ * of a round).
  */
 #include "postgres.h"
 
@@ -57,6 +58,7 @@
 #include "retry_policy.h"
 #include "scan_state.h"
 #include "settings.h"
+#include "untracked_scans.h"
 
 #define WHAT api_call_nouns[CALL_POLL_LIST]
 
@@ -172,7 +174,11 @@ take_item(ListPhase phase, JsonbValue *item, TimestampTz now)
 		return psprintf("the server lists a scan with status \"%s\" although the list asked for running scans only (it ignores the scan_status filter)",
 						api_printable(state.status, 40));
 	if (!poll_schedule_round_saw(&scan_id, &id))
+	{
+		if (phase == PHASE_RUNNING && !poll_schedule_knows(&scan_id))
+			untracked_scans_note(&scan_id, &state, item);
 		return NULL;
+	}
 	hash = hash_bytes_extended((const unsigned char *) item->val.binary.data,
 							   item->val.binary.len, 0) | 1;
 	if (hash == poll_schedule_recorded_answer(id))
@@ -274,6 +280,7 @@ list_recorded(Job *job, TimestampTz now)
 	ListData   *d = job->data;
 
 	rounds.running = false;
+	untracked_scans_flush();
 
 	if (!d->failed)
 	{

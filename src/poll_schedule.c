@@ -291,6 +291,13 @@ poll_schedule_round_begin(void)
 			e->round_covered = round_number;
 }
 
+/* Whether any row the worker polls holds this scan id. */
+bool
+poll_schedule_knows(const pg_uuid_t *scan_id)
+{
+	return by_scan_id != NULL && hash_search(by_scan_id, scan_id, HASH_FIND, NULL) != NULL;
+}
+
 bool
 poll_schedule_round_saw(const pg_uuid_t *scan_id, int64 *id)
 {

@@ -57,6 +57,7 @@ extern bool poll_schedule_take_due(TimestampTz now, int64 *id,
  */
 extern TimestampTz poll_schedule_round_due(void);
 extern void poll_schedule_round_begin(void);
+extern bool poll_schedule_knows(const pg_uuid_t *scan_id);
 extern bool poll_schedule_round_saw(const pg_uuid_t *scan_id, int64 *id);
 extern int	poll_schedule_round_end(TimestampTz now);
 

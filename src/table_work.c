@@ -26,6 +26,7 @@
 #include "server_origin.h"
 #include "settings.h"
 #include "table_work.h"
+#include "untracked_scans.h"
 
 typedef struct ClaimArgs
 {
@@ -123,6 +124,7 @@ claim(void *arg)
 	{
 		sweep = true;
 		poll_schedule_reset();
+		untracked_scans_forget();
 		jobs_forget_failures();
 		scan_store_load_polls(add_running_scan);
 		(void) server_origin_check();

@@ -6,7 +6,8 @@
 # more, and crashes.  The standby, which never saw those sends, is promoted:
 # it must notice that it is not the server that sent (a new WAL timeline),
 # reconcile the ten with the API and adopt the scans the old primary
-# started, sending none of them again.
+# started, sending none of them again; the five it never heard of are
+# listed in invicti_untracked_scans.
 use strict;
 use warnings;
 use JSON::PP;
@@ -20,7 +21,7 @@ my @queued = map { target_uuid("failover-queued-$_") } 1 .. 10;
 my @late = map { target_uuid("failover-late-$_") } 1 .. 5;
 my $after = target_uuid('failover-after');
 my $sim = start_simulator(
-	targets => [ map { { target_id => $_, outcome => 'paused' } } @queued, @late, $after ]);
+	targets => [ map { { target_id => $_, outcome => 'running' } } @queued, @late, $after ]);
 
 my $primary = new_node('primary', sim => $sim, allows_streaming => 1);
 $primary->backup('bkp');
@@ -83,7 +84,7 @@ wait_for($standby,
 	'promoted: the ten queued launches are resolved');
 is($standby->safe_psql('postgres',
 		"SELECT count(*) FROM invicti_scans WHERE id IN ($in)
-		 AND last_error IS NULL AND status IN ('paused', 'under_review', 'processing', 'queued')"),
+		 AND last_error IS NULL AND status = 'processing'"),
 	'10', 'promoted: each is a running scan, without an error');
 my %on_standby = split /[|\n]/, $standby->safe_psql('postgres',
 	"SELECT id, scan_id FROM invicti_scans WHERE id IN ($in)");
@@ -114,6 +115,22 @@ ok(log_contains($standby,
 		qr/10 queued launches and 0 target requests are checked with Invicti before anything is sent/,
 		$log_offset),
 	'promoted: the log says how many');
+
+# --- the five the standby never heard of: listed, not tracked ---------------
+my $late_list = join ',', map { "'$_'" } sort @late;
+wait_for($standby,
+	"SELECT count(*) = 5 FROM invicti_untracked_scans",
+	'promoted: five untracked scans are listed');
+is($standby->safe_psql('postgres',
+		"SELECT string_agg(quote_literal(target_id::text), ',' ORDER BY target_id::text)
+		 FROM invicti_untracked_scans"),
+	$late_list, 'invicti_untracked_scans: exactly the five launched after the standby lost contact');
+my %late_scan = map { $_->{target_id} => $_->{scan_id} } values %{ $sim->scans };
+is($standby->safe_psql('postgres',
+		"SELECT count(*) FROM invicti_untracked_scans
+		 WHERE status = 'processing' AND profile_id = '" . PROFILE_HIGH_RISK . "'
+		   AND scan_id IN (" . join(',', map { "'$late_scan{$_}'" } @late) . ")"),
+	'5', 'invicti_untracked_scans: with their scan ids, profile and status');
 
 # a restart of the promoted server is no failover: nothing is checked again
 my $id2 = launch($standby, $after);
