@@ -72,7 +72,7 @@ server_origin_check(void)
 		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
 		was_sysid = s ? strtou64(s, NULL, 10) : 0;
-		was_tli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+		was_tli = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											  2, &isnull));
 		known = true;
 		if (was_sysid == now.system_identifier && was_tli == (int64) now.timeline)
